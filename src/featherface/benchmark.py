@@ -1,0 +1,123 @@
+"""Latency of several models measured in one run, interleaved, so they share the machine's state."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from featherface.checkpoint import load_checkpoint, resolve_checkpoint
+from featherface.detection.runners import OnnxRunner
+from featherface.export.onnx import export_onnx
+from featherface.models.detector_net import DetectorNet, count_parameters
+from featherface.models.zoo import ZOO, create_model
+from featherface.profiling import gflops
+
+BACKENDS = ("torch", "onnxruntime")
+
+
+@dataclass
+class _Candidate:
+    label: str
+    net: DetectorNet
+    run: Callable[[np.ndarray], Any]
+    bytes: int
+
+
+def _load_net(spec: str) -> DetectorNet:
+    if spec in ZOO:
+        return create_model(spec)
+    if spec.endswith(".onnx"):
+        raise ValueError(f"{spec}: give the .onnx with --backend onnxruntime")
+    net, _ = load_checkpoint(spec)
+    return net
+
+
+def _weights_bytes(net: DetectorNet) -> int:
+    return sum(t.numel() * t.element_size() for t in net.state_dict().values())
+
+
+def _prepare(spec: str, backend: str, threads: int, workdir: Path) -> _Candidate:
+    if backend == "onnxruntime":
+        if spec.endswith(".onnx"):
+            runner = OnnxRunner(spec, threads)
+            net = DetectorNet(runner.config)
+            path = Path(spec)
+        else:
+            net = _load_net(spec)
+            path = export_onnx(net, workdir / f"{len(list(workdir.iterdir()))}.onnx")
+            runner = OnnxRunner(path, threads)
+        return _Candidate(spec, net, runner, path.stat().st_size)
+    net = _load_net(spec).eval()
+
+    def run(batch: np.ndarray) -> Any:
+        with torch.inference_mode():
+            return net(torch.from_numpy(batch))
+
+    size = resolve_checkpoint(spec).stat().st_size if spec.endswith(".safetensors") else _weights_bytes(net)
+    return _Candidate(spec, net, run, size)
+
+
+def benchmark(
+    models: list[str],
+    size: int = 640,
+    backend: str = "torch",
+    threads: int = 1,
+    repeats: int = 30,
+    warmup: int = 3,
+) -> list[dict[str, Any]]:
+    """Median/min/max milliseconds of one ``1 x 3 x size x size`` forward pass per model (no post-processing).
+
+    Models are timed round-robin (repeat r of every model before repeat r + 1 of any) so drifts in clock
+    speed or background load hit all of them alike. Results are in argument order.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if threads < 1 or repeats < 1 or size < 32:
+        raise ValueError("--threads and --repeats must be >= 1 and --size >= 32")
+    torch.set_num_threads(threads)
+    batch = np.random.default_rng(0).uniform(-120, 150, size=(1, 3, size, size)).astype(np.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        candidates = [_prepare(spec, backend, threads, Path(tmp)) for spec in models]
+        for candidate in candidates:
+            for _ in range(warmup):
+                candidate.run(batch)
+        times: list[list[float]] = [[] for _ in candidates]
+        for _ in range(repeats):
+            for i, candidate in enumerate(candidates):
+                start = time.perf_counter()
+                candidate.run(batch)
+                times[i].append((time.perf_counter() - start) * 1000)
+    return [
+        {
+            "model": c.label,
+            "params": count_parameters(c.net),
+            "gflops": round(gflops(c.net, size), 4),
+            "bytes": c.bytes,
+            "median_ms": round(statistics.median(t), 3),
+            "min_ms": round(min(t), 3),
+            "max_ms": round(max(t), 3),
+            "backend": backend,
+            "threads": threads,
+            "size": size,
+        }
+        for c, t in zip(candidates, times, strict=True)
+    ]
+
+
+def format_benchmark_table(rows: list[dict[str, Any]]) -> str:
+    head = f"{'model':<28}{'params':>10}{'GFLOPs':>9}{'bytes':>11}{'median ms':>11}{'min':>9}{'max':>9}"
+    lines = [head]
+    for r in rows:
+        lines.append(
+            f"{r['model']:<28}{r['params']:>10,}{r['gflops']:>9.3f}{r['bytes']:>11,}"
+            f"{r['median_ms']:>11.2f}{r['min_ms']:>9.2f}{r['max_ms']:>9.2f}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,66 @@
+"""Backends that turn a preprocessed batch into raw outputs: a torch network or an ONNX file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from featherface.models.config import DetectorConfig
+from featherface.models.detector_net import DetectorNet
+
+ONNX_INPUT = "images"
+ONNX_OUTPUTS = ("box_deltas", "class_logits", "landmark_deltas")
+# ONNX metadata key holding the architecture JSON (the anchors come from there).
+ONNX_CONFIG_KEY = "featherface_config"
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None``/``"auto"`` -> CUDA when present, else CPU; anything else as torch reads it."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but CUDA is not available here")
+    return device
+
+
+class TorchRunner:
+    def __init__(self, net: DetectorNet, device: str | torch.device | None = None) -> None:
+        self.device = resolve_device(device)
+        self.net = net.to(self.device).eval()
+        self.config = net.config
+
+    @torch.inference_mode()
+    def __call__(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.net(torch.from_numpy(batch).to(self.device))
+
+
+class OnnxRunner:
+    """An exported model in onnxruntime (CPU unless CUDA's provider is installed and asked for)."""
+
+    def __init__(self, path: str | Path, threads: int | None = None, device: str | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        providers = ["CPUExecutionProvider"]
+        if device and str(device).startswith("cuda"):
+            providers.insert(0, "CUDAExecutionProvider")
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ValueError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0]})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if ONNX_CONFIG_KEY not in meta:
+            raise ValueError(f"{path}: not exported by featherface (no {ONNX_CONFIG_KEY} metadata)")
+        self.config = DetectorConfig.from_dict(json.loads(meta[ONNX_CONFIG_KEY]))
+        self.device = torch.device("cpu")
+
+    def __call__(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        outputs = self.session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: np.ascontiguousarray(batch, np.float32)})
+        return tuple(torch.from_numpy(o) for o in outputs)  # type: ignore[return-value]

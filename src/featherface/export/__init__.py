@@ -1,0 +1,5 @@
+"""Export to deployment formats (ONNX)."""
+
+from featherface.export.onnx import ExportError, export_onnx
+
+__all__ = ["ExportError", "export_onnx"]

@@ -1,0 +1,175 @@
+"""Command line: results as documented, and bad input as a one-line error with a non-zero exit."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from featherface.cli import main
+
+
+def run_cli(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *fragments):
+    assert code != 0
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_detect_writes_documented_json_and_drawings(capsys, tmp_path, sample_images):
+    out = tmp_path / "det.json"
+    code, _, _ = run_cli(capsys, "detect", sample_images / "astronaut.jpg", "--json", out, "--save-dir", tmp_path / "d")
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert len(result) == 1
+    entry = result[0]
+    assert set(entry) == {"image", "width", "height", "faces"}
+    assert (entry["width"], entry["height"]) == (512, 512)
+    assert len(entry["faces"]) == 1
+    face = entry["faces"][0]
+    assert set(face) == {"box", "score", "landmarks"}
+    assert len(face["box"]) == 4 and len(face["landmarks"]) == 5
+    assert (tmp_path / "d" / "astronaut.jpg").is_file()
+
+
+def test_detect_on_a_folder_lists_every_image(capsys, tmp_path, sample_images):
+    out = tmp_path / "det.json"
+    code, _, _ = run_cli(capsys, "detect", sample_images, "--json", out)
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert len(result) == 9
+    assert sum(len(r["faces"]) for r in result) == 25
+    for r in result:
+        scores = [f["score"] for f in r["faces"]]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_missing_file(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "detect", tmp_path / "nope.jpg")
+    assert_one_line_error(code, err, "nope.jpg", "no such file")
+
+
+def test_non_image_file(capsys, tmp_path):
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("this is not a picture")
+    code, _, err = run_cli(capsys, "detect", bad)
+    assert_one_line_error(code, err, "notes.jpg", "not a readable image")
+
+
+def test_empty_folder(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "detect", tmp_path)
+    assert_one_line_error(code, err, "holds no images")
+
+
+@pytest.fixture()
+def face_photo(sample_images):
+    return cv2.imread(str(sample_images / "astronaut.jpg"))
+
+
+@pytest.mark.parametrize("kind", ["gray", "rgba", "uint16", "gray16"])
+def test_unusual_png_kinds_are_detected(capsys, tmp_path, face_photo, kind):
+    image = {
+        "gray": lambda: cv2.cvtColor(face_photo, cv2.COLOR_BGR2GRAY),
+        "rgba": lambda: cv2.cvtColor(face_photo, cv2.COLOR_BGR2BGRA),
+        "uint16": lambda: face_photo.astype(np.uint16) * 257,
+        "gray16": lambda: cv2.cvtColor(face_photo, cv2.COLOR_BGR2GRAY).astype(np.uint16) * 257,
+    }[kind]()
+    path = tmp_path / f"{kind}.png"
+    assert cv2.imwrite(str(path), image)
+    out = tmp_path / "det.json"
+    code, _, _ = run_cli(capsys, "detect", path, "--json", out)
+    assert code == 0
+    faces = json.loads(out.read_text())[0]["faces"]
+    assert len(faces) == 1  # the astronaut's face, whatever the pixel format
+
+
+def test_one_pixel_image(capsys, tmp_path):
+    path = tmp_path / "dot.png"
+    cv2.imwrite(str(path), np.full((1, 1, 3), 128, np.uint8))
+    out = tmp_path / "det.json"
+    code, _, _ = run_cli(capsys, "detect", path, "--json", out)
+    assert code == 0
+    assert json.loads(out.read_text()) == [{"image": str(path), "width": 1, "height": 1, "faces": []}]
+
+
+@pytest.mark.slow
+def test_huge_image_is_downscaled_not_crashed(capsys, tmp_path, face_photo):
+    canvas = np.full((8000, 8000, 3), 90, np.uint8)
+    canvas[3000:3512, 3000:3512] = cv2.resize(face_photo, (512, 512))
+    path = tmp_path / "huge.jpg"
+    cv2.imwrite(str(path), canvas)
+    out = tmp_path / "det.json"
+    code, _, _ = run_cli(capsys, "detect", path, "--json", out)
+    assert code == 0
+    result = json.loads(out.read_text())[0]
+    assert (result["width"], result["height"]) == (8000, 8000)
+    assert len(result["faces"]) >= 1
+    x1, y1, x2, y2 = result["faces"][0]["box"]
+    assert 3000 < (x1 + x2) / 2 < 3512 and 3000 < (y1 + y2) / 2 < 3512  # original-image pixels
+
+
+def test_bad_model_argument(capsys, tmp_path, sample_images):
+    code, _, err = run_cli(
+        capsys, "detect", sample_images / "astronaut.jpg", "--model", tmp_path / "missing.safetensors"
+    )
+    assert_one_line_error(code, err, "missing.safetensors")
+
+
+def test_bad_threshold_is_rejected_by_the_parser(capsys, sample_images):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["detect", str(sample_images / "astronaut.jpg"), "--conf", "2"])
+    assert exit_info.value.code == 2
+
+
+def test_info_json_keys(capsys, tmp_path):
+    out = tmp_path / "info.json"
+    code, stdout, _ = run_cli(capsys, "info", "nano-b", "--json", out)
+    assert code == 0
+    info = json.loads(out.read_text())
+    assert {"params", "gflops", "modules"} <= set(info)
+    assert "seed budget" in stdout
+
+
+def test_export_and_detect_through_onnx(capsys, tmp_path, sample_images):
+    onnx_path = tmp_path / "ref.onnx"
+    code, _, _ = run_cli(capsys, "export", "retinaface-mnet025", "--out", onnx_path)
+    assert code == 0
+    out = tmp_path / "det.json"
+    code, _, _ = run_cli(capsys, "detect", sample_images / "astronaut.jpg", "--model", onnx_path, "--json", out)
+    assert code == 0
+    assert len(json.loads(out.read_text())[0]["faces"]) == 1
+
+
+def test_benchmark_json_rows_in_argument_order(capsys, tmp_path):
+    out = tmp_path / "bench.json"
+    code, _, _ = run_cli(
+        capsys, "benchmark", "nano-b", "retinaface-mnet025", "--size", 128, "--repeats", 2, "--json", out
+    )
+    assert code == 0
+    rows = json.loads(out.read_text())
+    assert [r["model"] for r in rows] == ["nano-b", "retinaface-mnet025"]
+    for r in rows:
+        assert {"model", "params", "gflops", "bytes", "median_ms", "min_ms", "max_ms"} <= set(r)
+        assert r["min_ms"] <= r["median_ms"] <= r["max_ms"]
+
+
+def test_console_script_prints_no_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "featherface.cli", "detect", str(tmp_path / "absent.png")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "absent.png" in result.stderr

@@ -131,6 +131,95 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------ evaluate
+def _evaluate_wider(args: argparse.Namespace) -> dict[str, Any]:
+    from featherface.evaluation.plots import plot_pr_curves
+    from featherface.evaluation.widerface import SETTINGS, evaluate_wider, load_wider_ground_truth, read_predictions
+
+    ground_truth = load_wider_ground_truth(args.wider_gt)
+    pred_dir = args.predictions
+    if args.model:
+        if not args.images:
+            raise CommandError("--wider-gt with --model needs --images WIDER_val/images")
+        from featherface.detection.api import Detector
+        from featherface.evaluation.runner import predict_wider
+
+        pred_dir = args.write_predictions
+        detector = Detector.load(args.model, device=args.device, threads=args.threads)
+        count = predict_wider(detector, args.images, pred_dir)
+        print(f"wrote predictions for {count} images to {pred_dir}")
+    result = evaluate_wider(read_predictions(pred_dir), ground_truth)
+    if result.images_without_predictions:
+        print(
+            f"warning: {result.images_without_predictions} ground-truth images have no prediction file", file=sys.stderr
+        )
+    print("  ".join(f"{s}: {result.ap[s]:.4f}" for s in SETTINGS))
+    if args.plots:
+        curves = {s: (result.recall[s], result.precision[s], result.ap[s]) for s in SETTINGS}
+        path = plot_pr_curves(curves, Path(args.plots) / "wider_pr.png", "WIDER FACE val")
+        print(f"PR curves: {path}")
+    return result.to_dict()
+
+
+def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
+    import cv2
+
+    from featherface.data.labels import LabelReport
+    from featherface.data.sample import resolve_dataset
+    from featherface.detection.api import Detector
+    from featherface.detection.image import read_image
+    from featherface.evaluation.plots import plot_pr_curves
+    from featherface.evaluation.runner import evaluate_detector
+    from featherface.visualize import draw_detections
+
+    report = LabelReport()
+    annotations = resolve_dataset(args.data, strict=args.strict, report=report)
+    if report.total:
+        print(f"warning: skipped {report.summary()}", file=sys.stderr)
+    if not annotations:
+        raise CommandError(f"{args.data}: no labelled images")
+    detector = Detector.load(args.model, device=args.device, threads=args.threads)
+    result, detections = evaluate_detector(detector, annotations, score_threshold=args.conf)
+    print(f"{'image':<30}{'faces':>6}{'dets':>6}{'TP':>5}{'FP':>5}{'missed':>8}")
+    for row in result.per_image:
+        print(
+            f"{row['image']:<30}{row['faces']:>6}{row['detections']:>6}{row['true_positives']:>5}"
+            f"{row['false_positives']:>5}{row['missed']:>8}"
+        )
+    nme = "n/a" if result.nme is None else f"{result.nme:.4f}"
+    print(
+        f"AP@0.5 {result.ap:.4f}  recall {result.recall:.4f}  precision {result.precision:.4f}  "
+        f"NME {nme}  ({result.num_faces} faces, recall/precision/NME at score >= {args.conf})"
+    )
+    if args.plots:
+        curves = {args.data: (result.pr_recall, result.pr_precision, result.ap)}
+        path = plot_pr_curves(curves, Path(args.plots) / "pr.png", f"{args.model} on {args.data}")
+        print(f"PR curve: {path}")
+    if args.save_dir:
+        save_dir = Path(args.save_dir)
+        save_dir.mkdir(parents=True, exist_ok=True)
+        for ann, found in zip(annotations, detections, strict=True):
+            confident = found.scores >= args.conf
+            found = type(found)(found.boxes[confident], found.scores[confident], found.landmarks[confident])
+            cv2.imwrite(str(save_dir / f"{ann.path.stem}.jpg"), draw_detections(read_image(ann.path), found))
+    return {"model": args.model, "data": args.data, **result.to_dict()}
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.wider_gt:
+        if bool(args.predictions) == bool(args.model):
+            raise CommandError("--wider-gt needs exactly one of --predictions DIR or --model M --images DIR")
+        summary = _evaluate_wider(args)
+    else:
+        if not (args.model and args.data):
+            raise CommandError(
+                "give --model M --data D, or --wider-gt DIR with --predictions DIR / --model M --images DIR"
+            )
+        summary = _evaluate_dataset(args)
+    _write_json(args.json, summary)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="featherface", description="Ultra-lightweight face detection.")
     parser.add_argument("--version", action="version", version=f"featherface {__version__}")
@@ -161,6 +250,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .onnx file")
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser("evaluate", help="AP: WIDER FACE protocol (--wider-gt) or AP@0.5/recall/NME on a labelled set")
+    p.add_argument("--model", help=model_help)
+    p.add_argument("--data", help="label.txt, a folder with one, or sample / sample:train / sample:val")
+    p.add_argument("--wider-gt", help="folder of the official wider_*_val.mat files")
+    p.add_argument("--predictions", help="WIDER-layout predictions folder (<event>/<image>.txt) to score")
+    p.add_argument("--images", help="WIDER_val/images (with --wider-gt --model): run the model over it")
+    p.add_argument(
+        "--write-predictions",
+        default="wider_predictions",
+        help="where --model writes WIDER predictions (default ./wider_predictions)",
+    )
+    p.add_argument("--conf", type=_unit_float, default=0.5, help="score for recall/precision/NME (default 0.5)")
+    p.add_argument("--strict", action="store_true", help="fail on the first bad label line instead of skipping it")
+    p.add_argument("--json", help="write the results to this JSON file")
+    p.add_argument("--plots", help="write PR-curve PNGs into this folder")
+    p.add_argument("--save-dir", help="write the images with detections drawn here")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--threads", type=_positive_int, help="CPU threads")
+    p.set_defaults(func=cmd_evaluate)
+
     p = sub.add_parser("benchmark", help="latency of several models, interleaved in one run")
     p.add_argument("models", nargs="+", metavar="MODEL", help=model_help)
     p.add_argument("--size", type=_positive_int, default=640, help="square input size (default 640)")
@@ -177,12 +286,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from featherface.checkpoint import CheckpointError
+    from featherface.data.labels import LabelError
     from featherface.detection.image import ImageError
     from featherface.export.onnx import ExportError
 
     try:
         return args.func(args)
-    except (CommandError, CheckpointError, ImageError, ExportError, ValueError, OSError) as exc:
+    except (CommandError, CheckpointError, ImageError, LabelError, ExportError, ValueError, OSError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"featherface {args.command}: error: {message}", file=sys.stderr)
         return 2

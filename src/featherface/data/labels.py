@@ -1,0 +1,159 @@
+"""The RetinaFace / WIDER FACE ``label.txt`` layout.
+
+::
+
+    # <image path relative to the image root>
+    x y w h [lx1 ly1 f1 ... lx5 ly5 f5 [score]]
+
+One face per line: (x, y) top-left, w and h in pixels; optionally five landmarks (left eye, right eye, nose,
+left and right mouth corner) each as ``x y flag``, where ``-1`` coordinates mean "no landmarks" (WIDER
+validation and hard faces). A trailing number (blur / labeller confidence) is accepted and kept.
+
+Bad-data policy: with ``strict=True`` the first problem raises :class:`LabelError` naming ``file:line``;
+otherwise the faulty face (or image, if its file is missing) is skipped and counted in a :class:`LabelReport`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# Columns after the 4 box numbers: 15 for landmarks (x, y, flag) x 5, then an optional score.
+_LANDMARK_COLUMNS = 15
+_ACCEPTED_COLUMNS = (4, 5, 4 + _LANDMARK_COLUMNS, 4 + _LANDMARK_COLUMNS + 1)
+
+
+class LabelError(ValueError):
+    """A problem in a label file, with the file and line it is on."""
+
+
+@dataclass
+class ImageAnnotation:
+    """Faces of one image: ``boxes (K, 4)`` xyxy pixels, ``landmarks (K, 5, 2)``, ``has_landmarks (K,)``."""
+
+    path: Path
+    boxes: np.ndarray
+    landmarks: np.ndarray
+    has_landmarks: np.ndarray
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+
+@dataclass
+class LabelReport:
+    """What a lenient parse skipped, by reason, with the first location of each."""
+
+    skipped: Counter = field(default_factory=Counter)
+    first_seen: dict[str, str] = field(default_factory=dict)
+
+    def add(self, reason: str, where: str) -> None:
+        self.skipped[reason] += 1
+        self.first_seen.setdefault(reason, where)
+
+    @property
+    def total(self) -> int:
+        return sum(self.skipped.values())
+
+    def summary(self) -> str:
+        if not self.skipped:
+            return "no problems"
+        return "; ".join(f"{n} x {reason} (first at {self.first_seen[reason]})" for reason, n in self.skipped.items())
+
+
+def _parse_face(values: list[str]) -> tuple[list[float], list[float] | None]:
+    """Box ``[x1, y1, x2, y2]`` and landmark ``[x, y] * 5`` (None if absent) of one line, or ValueError."""
+    if len(values) not in _ACCEPTED_COLUMNS:
+        raise ValueError(f"expected {', '.join(map(str, _ACCEPTED_COLUMNS))} numbers, found {len(values)}")
+    numbers = [float(v) for v in values]
+    if not all(math.isfinite(v) for v in numbers):
+        raise ValueError("non-finite number")
+    x, y, w, h = numbers[:4]
+    if w <= 0 or h <= 0:
+        raise ValueError(f"box of non-positive size {w:g} x {h:g}")
+    landmarks = None
+    if len(numbers) >= 4 + _LANDMARK_COLUMNS:
+        points = [numbers[4 + 3 * i : 4 + 3 * i + 2] for i in range(5)]
+        if not all(p[0] < 0 and p[1] < 0 for p in points):  # all -1: no landmarks
+            landmarks = [c for p in points for c in p]
+    return [x, y, x + w, y + h], landmarks
+
+
+def parse_label_file(
+    label_file: str | Path,
+    image_root: str | Path | None = None,
+    strict: bool = False,
+    report: LabelReport | None = None,
+) -> list[ImageAnnotation]:
+    """Read a RetinaFace-layout label file; images are looked up under ``image_root``.
+
+    ``image_root`` defaults to ``images/`` beside the label file if that folder exists, else the label
+    file's own folder. Images whose file is missing are skipped (or raise, if ``strict``).
+    """
+    label_file = Path(label_file)
+    if not label_file.is_file():
+        raise LabelError(f"{label_file}: no such label file")
+    if image_root is None:
+        image_root = label_file.parent / "images" if (label_file.parent / "images").is_dir() else label_file.parent
+    image_root = Path(image_root)
+    report = report if report is not None else LabelReport()
+    entries: list[tuple[Path, str, list, list]] = []
+
+    def problem(reason: str, lineno: int, detail: str = "") -> None:
+        where = f"{label_file}:{lineno}"
+        if strict:
+            raise LabelError(f"{where}: {reason}{': ' + detail if detail else ''}")
+        report.add(reason, where)
+
+    try:
+        lines = label_file.read_text().splitlines()
+    except UnicodeDecodeError:
+        raise LabelError(f"{label_file}: not a text file") from None
+    for lineno, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            name = line[1:].strip()
+            if not name:
+                problem("image line without a path", lineno)
+                continue
+            entries.append((image_root / name, f"{label_file}:{lineno}", [], []))
+            continue
+        if not entries:
+            problem("face line before any '# image' line", lineno)
+            continue
+        try:
+            box, landmarks = _parse_face(line.split())
+        except ValueError as exc:
+            problem("bad face line", lineno, str(exc))
+            continue
+        entries[-1][2].append(box)
+        entries[-1][3].append(landmarks)
+
+    annotations = []
+    for path, where, boxes, landmarks in entries:
+        if not path.is_file():
+            if strict:
+                raise LabelError(f"{where}: image file {path} not found")
+            report.add("missing image file", where)
+            continue
+        has = np.array([lm is not None for lm in landmarks], dtype=bool)
+        points = np.array([lm if lm is not None else [0.0] * 10 for lm in landmarks], dtype=np.float32)
+        annotations.append(
+            ImageAnnotation(
+                path=path,
+                boxes=np.array(boxes, dtype=np.float32).reshape(-1, 4),
+                landmarks=points.reshape(-1, 5, 2),
+                has_landmarks=has,
+            )
+        )
+    return annotations

@@ -1,0 +1,37 @@
+"""PNG figures: precision-recall curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def plot_pr_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: str | Path, title: str) -> Path:
+    """One figure, one line per ``label -> (recall, precision, ap)``; written atomically as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from featherface.checkpoint import atomic_write_bytes
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.5), dpi=120)
+    for label, (recall, precision, ap) in curves.items():
+        ax.plot(recall, precision, label=f"{label} (AP {ap:.3f})", linewidth=1.6)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    path = Path(path)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path

@@ -1,0 +1,69 @@
+"""Running a detector over a dataset, for evaluation: labelled sets and WIDER FACE's image folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tqdm import tqdm
+
+from featherface.data.labels import ImageAnnotation
+from featherface.detection.api import Detector
+from featherface.detection.image import list_images, read_image
+from featherface.detection.postprocess import Detections, PostprocessConfig
+from featherface.evaluation.voc import DatasetResult, evaluate_dataset
+from featherface.evaluation.widerface import write_prediction_file
+
+# The WIDER FACE protocol's detection settings (Pytorch_Retinaface test_widerface.py): every face the model
+# is at all confident of goes into the PR curve.
+EVAL_CONF_THRESHOLD = 0.02
+EVAL_NMS_THRESHOLD = 0.4
+
+
+def evaluation_postprocess() -> PostprocessConfig:
+    return PostprocessConfig(conf_threshold=EVAL_CONF_THRESHOLD, nms_threshold=EVAL_NMS_THRESHOLD)
+
+
+def detect_dataset(detector: Detector, annotations: list[ImageAnnotation], progress: bool = True) -> list[Detections]:
+    """Detections for every labelled image, at its original size."""
+    results = []
+    for ann in tqdm(annotations, desc="detect", unit="img", disable=not progress, leave=False):
+        results.append(detector.detect(read_image(ann.path)))
+    return results
+
+
+def evaluate_detector(
+    detector: Detector, annotations: list[ImageAnnotation], score_threshold: float = 0.5, progress: bool = True
+) -> tuple[DatasetResult, list[Detections]]:
+    """AP@0.5, recall, precision and NME of ``detector`` (whose own thresholds are replaced by the protocol's)."""
+    saved = detector.postprocess_config
+    detector.postprocess_config = evaluation_postprocess()
+    try:
+        detections = detect_dataset(detector, annotations, progress)
+    finally:
+        detector.postprocess_config = saved
+    return evaluate_dataset(annotations, detections, score_threshold=score_threshold), detections
+
+
+def predict_wider(detector: Detector, images_dir: str | Path, out_dir: str | Path, progress: bool = True) -> int:
+    """Run over ``images_dir/<event>/*.jpg`` (WIDER_val/images, or its parent) writing ``out_dir/<event>/<image>.txt``.
+
+    Original size, conf 0.02, NMS 0.4. Returns the number of images.
+    """
+    images_dir = Path(images_dir)
+    if (images_dir / "images").is_dir():
+        images_dir = images_dir / "images"
+    if not images_dir.is_dir():
+        raise ValueError(f"{images_dir}: no such images folder")
+    events = sorted(p for p in images_dir.iterdir() if p.is_dir())
+    files = [(event.name, path) for event in events for path in list_images(event)]
+    if not files:
+        raise ValueError(f"{images_dir}: no <event>/<image> files (expected WIDER_val/images)")
+    saved = detector.postprocess_config
+    detector.postprocess_config = evaluation_postprocess()
+    try:
+        for event, path in tqdm(files, desc="WIDER predictions", unit="img", disable=not progress):
+            found = detector.detect(read_image(path))
+            write_prediction_file(Path(out_dir) / event / f"{path.stem}.txt", path.stem, found.boxes, found.scores)
+    finally:
+        detector.postprocess_config = saved
+    return len(files)

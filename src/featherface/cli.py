@@ -220,6 +220,104 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------------- train
+def _training_config(args: argparse.Namespace, data_arg: str):
+    from featherface.training.config import load_train_config
+
+    overrides = {
+        "data": getattr(args, data_arg),
+        "val": args.val,
+        "epochs": args.epochs,
+        "max_minutes": args.max_minutes,
+        "device": args.device,
+        "seed": args.seed,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "workers": args.workers,
+        "strict": args.strict or None,
+    }
+    if args.resume:
+        saved = Path(args.out) / "config.yaml"
+        if not saved.is_file():
+            raise CommandError(f"--resume: {saved} not found (was {args.out} made by featherface?)")
+        return load_train_config(saved, {k: overrides[k] for k in ("epochs", "max_minutes", "device", "workers")})
+    source = args.config
+    if source is None and str(getattr(args, data_arg)).startswith("sample"):
+        source = "sample"  # the tiny embedded set needs its own recipe; WIDER defaults would barely move
+    return load_train_config(source, overrides)
+
+
+def _model_for_training(spec: str):
+    from featherface.checkpoint import load_checkpoint
+    from featherface.models.zoo import ZOO, create_model
+
+    if spec in ZOO:
+        return create_model(spec)
+    net, _ = load_checkpoint(spec)
+    return net
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from featherface.training.trainer import Trainer
+
+    config = _training_config(args, "data")
+    config.model = args.model
+    net = _model_for_training(args.model)
+    result = Trainer(net, config, args.out, resume=args.resume).fit()
+    print(
+        f"trained {result.epochs_done} epoch(s); checkpoints in {result.out_dir} (best.safetensors, last.safetensors)"
+    )
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from featherface.data.sample import resolve_distillation_data
+    from featherface.losses.distill import DistillConfig
+    from featherface.training.distill import DistillObjective
+    from featherface.training.trainer import Trainer
+
+    if str(args.teacher).endswith(".onnx"):
+        raise CommandError("--teacher: distillation needs a torch model (zoo name, checkpoint or run dir), not ONNX")
+    config = _training_config(args, "data")
+    config.model = args.student
+    annotations, labelled = resolve_distillation_data(args.data, strict=config.strict)
+    alpha = args.alpha if labelled else 1.0
+    if not labelled:
+        print(f"{args.data}: unlabelled images, distilling from teacher targets only (alpha = 1)")
+    distill_config = DistillConfig(temperature=args.temperature, alpha=alpha)
+    teacher = _model_for_training(args.teacher)
+    student = _model_for_training(args.student)
+    objective = DistillObjective(teacher, student, config, distill_config)
+    trainer = Trainer(student, config, args.out, resume=args.resume, objective=objective, train_annotations=annotations)
+    result = trainer.fit()
+    print(f"distilled {result.epochs_done} epoch(s) from {args.teacher}; checkpoints in {result.out_dir}")
+    return 0
+
+
+def cmd_show_batch(args: argparse.Namespace) -> int:
+    from featherface.training.preview import write_batch_preview
+
+    config = _training_config(args, "data")
+    path = write_batch_preview(config, args.out_png, count=args.count, epoch=args.epoch)
+    print(f"wrote {path}")
+    return 0
+
+
+def _add_training_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="run directory (checkpoints, metrics.csv, config.yaml)")
+    p.add_argument("--val", help="validation data (label.txt or sample:val): best checkpoint by its AP@0.5")
+    p.add_argument("--config", help="YAML file or preset (sample, widerface); default: sample for sample data")
+    p.add_argument("--epochs", type=_positive_int)
+    p.add_argument("--max-minutes", type=float, help="stop cleanly at this budget: finish the step, evaluate, save")
+    p.add_argument("--resume", action="store_true", help="continue from RUN/trainer_state.pt")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--batch-size", type=_positive_int, help="per process")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--workers", type=int, help="data-loading processes")
+    p.add_argument("--strict", action="store_true", help="stop at the first bad label or image (default: skip, count)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="featherface", description="Ultra-lightweight face detection.")
     parser.add_argument("--version", action="version", version=f"featherface {__version__}")
@@ -249,6 +347,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="zoo name, .safetensors checkpoint or run directory")
     p.add_argument("--out", required=True, help="output .onnx file")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("train", help="train a model with the task (MultiBox) loss")
+    p.add_argument("--model", required=True, help="zoo name (ImageNet backbone) or a checkpoint to continue from")
+    p.add_argument("--data", required=True, help="label.txt, WIDER FACE root, or sample / sample:train")
+    _add_training_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("distill", help="phase 1: distil a teacher into a student (labelled or unlabelled images)")
+    p.add_argument("--teacher", required=True, help="zoo name, checkpoint or run dir (e.g. retinaface-mnet025)")
+    p.add_argument("--student", required=True, help="zoo name (e.g. nano-b) or a checkpoint")
+    p.add_argument("--data", required=True, help="label.txt, WIDER root, sample / sample:train, or a folder of images")
+    p.add_argument("--alpha", type=_unit_float, default=0.7, help="distillation share of the loss (default 0.7)")
+    p.add_argument("--temperature", type=float, default=4.0, help="softmax temperature T (default 4)")
+    _add_training_options(p)
+    p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("show-batch", help="PNG grid of augmented training samples with boxes and landmarks")
+    p.add_argument("--data", required=True, help="label.txt, WIDER FACE root, or sample / sample:train")
+    p.add_argument("--out-png", required=True, help="output PNG")
+    p.add_argument("--count", type=_positive_int, default=16)
+    p.add_argument("--epoch", type=int, default=0, help="which epoch's augmentation to show")
+    p.add_argument("--config", help="YAML file or preset (sample, widerface)")
+    p.set_defaults(
+        func=cmd_show_batch, val=None, epochs=None, max_minutes=None, device="cpu", seed=None, batch_size=None,
+        lr=None, workers=None, strict=False, resume=False, out=None,
+    )  # fmt: skip
 
     p = sub.add_parser("evaluate", help="AP: WIDER FACE protocol (--wider-gt) or AP@0.5/recall/NME on a labelled set")
     p.add_argument("--model", help=model_help)
@@ -289,10 +413,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     from featherface.data.labels import LabelError
     from featherface.detection.image import ImageError
     from featherface.export.onnx import ExportError
+    from featherface.training.trainer import TrainingError
 
     try:
         return args.func(args)
-    except (CommandError, CheckpointError, ImageError, LabelError, ExportError, ValueError, OSError) as exc:
+    except (
+        CommandError,
+        CheckpointError,
+        ImageError,
+        LabelError,
+        ExportError,
+        TrainingError,
+        ValueError,
+        OSError,
+    ) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"featherface {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from featherface.data.labels import ImageAnnotation, LabelReport, parse_label_file
+from featherface.data.widerface import find_wider_split, parse_wider_split
 
 SAMPLE_VAL_IMAGES = frozenset({"faceapi_sample5.jpg", "faceapi_sample6.jpg", "grace_hopper_512x512.jpg"})
 SAMPLE_NAMES = ("sample", "sample:train", "sample:val")
@@ -31,16 +32,50 @@ def load_sample(split: str = "all", strict: bool = True) -> list[ImageAnnotation
 
 
 def resolve_dataset(spec: str, strict: bool = False, report: LabelReport | None = None) -> list[ImageAnnotation]:
-    """A dataset by name (``sample``, ``sample:train``, ``sample:val``) or a RetinaFace ``label.txt`` path
-    (or a folder holding one)."""
+    """A dataset by name or path.
+
+    - ``sample``, ``sample:train``, ``sample:val``: the embedded set;
+    - a RetinaFace ``label.txt`` (images beside it or in ``images/``), or a folder holding one;
+    - a WIDER FACE root (``wider_face_split/`` + ``WIDER_train/images``): its train split, or ``ROOT:val``.
+    """
     if spec in SAMPLE_NAMES:
         return load_sample({"sample": "all", "sample:train": "train", "sample:val": "val"}[spec])
+    split = "train"
+    if spec.endswith((":train", ":val")) and Path(spec.rsplit(":", 1)[0]).is_dir():
+        spec, split = spec.rsplit(":", 1)
     path = Path(spec)
     if path.is_dir():
+        wider = find_wider_split(path, split)
+        if wider is not None:
+            return parse_wider_split(*wider, strict=strict, report=report)
         if (path / "label.txt").is_file():
             path = path / "label.txt"
         else:
-            raise ValueError(f"{spec}: folder has no label.txt (give a label file, or sample/sample:train/sample:val)")
+            raise ValueError(
+                f"{spec}: folder has no label.txt and is no WIDER FACE root (wider_face_split/, WIDER_{split}/images)"
+            )
     elif not path.is_file():
         raise ValueError(f"{spec}: no such dataset (give a label.txt, or sample/sample:train/sample:val)")
     return parse_label_file(path, strict=strict, report=report)
+
+
+def unlabelled_images(folder: str | Path) -> list[ImageAnnotation]:
+    """Every image of a folder as an annotation without faces (for distillation with teacher targets only)."""
+    import numpy as np
+
+    from featherface.detection.image import list_images
+
+    paths = list_images(folder)
+    if not paths:
+        raise ValueError(f"{folder}: folder holds no images")
+    empty = np.zeros((0, 4), np.float32)
+    return [ImageAnnotation(p, empty, np.zeros((0, 5, 2), np.float32), np.zeros(0, bool)) for p in paths]
+
+
+def resolve_distillation_data(spec: str, strict: bool = False) -> tuple[list[ImageAnnotation], bool]:
+    """``(annotations, labelled)``: any dataset :func:`resolve_dataset` reads, or a folder of unlabelled images."""
+    path = Path(spec)
+    is_labelled_folder = (path / "label.txt").is_file() or find_wider_split(path, "train") is not None
+    if spec not in SAMPLE_NAMES and path.is_dir() and not is_labelled_folder:
+        return unlabelled_images(path), False
+    return resolve_dataset(spec, strict=strict), True

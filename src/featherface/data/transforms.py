@@ -1,0 +1,141 @@
+"""Training augmentation (SPEC section 3, after Pytorch_Retinaface's ``data_augment.py``), seeded.
+
+Every random choice draws from the ``numpy.random.Generator`` passed in, so a sample's augmentation is a
+function of ``(seed, epoch, index)`` alone: reproducible, identical across DataLoader workers and resumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# Mirror image: left eye <-> right eye, nose stays, left mouth corner <-> right mouth corner.
+FLIP_LANDMARK_ORDER = (1, 0, 2, 4, 3)
+_INTERPOLATIONS = (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_AREA, cv2.INTER_NEAREST, cv2.INTER_LANCZOS4)
+_IMAGE_MEAN_BGR = (104, 117, 123)
+
+
+@dataclass
+class AugmentConfig:
+    image_size: int = 640
+    crop_scale: tuple[float, float] = (0.3, 1.0)  # square side as a fraction of the image's short side
+    crop_attempts: int = 250
+    flip_probability: float = 0.5
+    photometric: bool = True
+    brightness_delta: float = 32.0
+    contrast_range: tuple[float, float] = (0.5, 1.5)
+    saturation_range: tuple[float, float] = (0.5, 1.5)
+    hue_delta: int = 18  # OpenCV hue units (0-180)
+    min_face_pixels: float = 1.0  # faces smaller than this at image_size are dropped after the crop
+
+
+@dataclass
+class Sample:
+    """An image and its faces: ``boxes (G, 4)`` xyxy and ``landmarks (G, 5, 2)`` in pixels."""
+
+    image: np.ndarray
+    boxes: np.ndarray
+    landmarks: np.ndarray
+    has_landmarks: np.ndarray
+
+
+def random_square_crop(sample: Sample, config: AugmentConfig, rng: np.random.Generator) -> Sample:
+    """A random square of the image holding at least one face centre; faces whose centre is outside are dropped.
+
+    After ``crop_attempts`` failures (or for an image without faces) the whole image is padded to a square.
+    """
+    h, w = sample.image.shape[:2]
+    short = min(h, w)
+    centres = (sample.boxes[:, :2] + sample.boxes[:, 2:]) / 2
+    for _ in range(config.crop_attempts if len(sample.boxes) else 1):
+        side = max(1, int(rng.uniform(*config.crop_scale) * short))
+        left = int(rng.integers(0, w - side + 1))
+        top = int(rng.integers(0, h - side + 1))
+        inside = (
+            (centres[:, 0] > left)
+            & (centres[:, 0] < left + side)
+            & (centres[:, 1] > top)
+            & (centres[:, 1] < top + side)
+        )
+        if len(sample.boxes) and not inside.any():
+            continue
+        offset = np.array([left, top], dtype=np.float32)
+        boxes = sample.boxes[inside].copy()
+        boxes[:, :2] = np.maximum(boxes[:, :2], offset)
+        boxes[:, 2:] = np.minimum(boxes[:, 2:], offset + side)
+        return Sample(
+            sample.image[top : top + side, left : left + side],
+            boxes - np.tile(offset, 2),
+            sample.landmarks[inside] - offset,
+            sample.has_landmarks[inside],
+        )
+    return pad_to_square(sample)
+
+
+def pad_to_square(sample: Sample) -> Sample:
+    """Pad right/bottom with the mean colour (zero after mean subtraction)."""
+    h, w = sample.image.shape[:2]
+    side = max(h, w)
+    canvas = np.empty((side, side, 3), dtype=np.uint8)
+    canvas[:] = _IMAGE_MEAN_BGR
+    canvas[:h, :w] = sample.image
+    return Sample(canvas, sample.boxes, sample.landmarks, sample.has_landmarks)
+
+
+def photometric_distort(image: np.ndarray, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Brightness, contrast, saturation and hue jitter, each with probability 1/2, contrast first or last."""
+    image = image.astype(np.float32)
+    contrast_first = rng.random() < 0.5
+    if rng.random() < 0.5:
+        image += rng.uniform(-config.brightness_delta, config.brightness_delta)
+    if contrast_first and rng.random() < 0.5:
+        image *= rng.uniform(*config.contrast_range)
+    image = np.clip(image, 0, 255)
+    hsv = cv2.cvtColor(image.astype(np.uint8), cv2.COLOR_BGR2HSV).astype(np.float32)
+    if rng.random() < 0.5:
+        hsv[:, :, 1] *= rng.uniform(*config.saturation_range)
+    if rng.random() < 0.5:
+        hsv[:, :, 0] = (hsv[:, :, 0] + rng.integers(-config.hue_delta, config.hue_delta + 1)) % 180
+    image = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2BGR).astype(np.float32)
+    if not contrast_first and rng.random() < 0.5:
+        image *= rng.uniform(*config.contrast_range)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def horizontal_flip(sample: Sample) -> Sample:
+    """Mirror the image; boxes and landmark x mirrored, left/right landmarks swapped."""
+    w = sample.image.shape[1]
+    boxes = sample.boxes.copy()
+    boxes[:, 0], boxes[:, 2] = w - sample.boxes[:, 2], w - sample.boxes[:, 0]
+    landmarks = sample.landmarks[:, FLIP_LANDMARK_ORDER].copy()
+    landmarks[:, :, 0] = w - landmarks[:, :, 0]
+    return Sample(np.ascontiguousarray(sample.image[:, ::-1]), boxes, landmarks, sample.has_landmarks)
+
+
+def resize(sample: Sample, size: int, interpolation: int = cv2.INTER_LINEAR) -> Sample:
+    """Resize a square sample to ``size x size``."""
+    scale = size / sample.image.shape[0]
+    image = cv2.resize(sample.image, (size, size), interpolation=interpolation)
+    return Sample(image, sample.boxes * scale, sample.landmarks * scale, sample.has_landmarks)
+
+
+def augment(sample: Sample, config: AugmentConfig, rng: np.random.Generator) -> Sample:
+    """Crop, distort, flip, resize to ``config.image_size``; drops faces left smaller than ``min_face_pixels``."""
+    sample = random_square_crop(sample, config, rng)
+    if config.photometric:
+        sample = Sample(
+            photometric_distort(sample.image, config, rng), sample.boxes, sample.landmarks, sample.has_landmarks
+        )
+    if rng.random() < config.flip_probability:
+        sample = horizontal_flip(sample)
+    sample = resize(sample, config.image_size, _INTERPOLATIONS[int(rng.integers(len(_INTERPOLATIONS)))])
+    sizes = sample.boxes[:, 2:] - sample.boxes[:, :2]
+    keep = (sizes >= config.min_face_pixels).all(axis=1)
+    return Sample(sample.image, sample.boxes[keep], sample.landmarks[keep], sample.has_landmarks[keep])
+
+
+def letterbox(sample: Sample, size: int) -> Sample:
+    """Deterministic evaluation-time transform: pad to square, resize to ``size``."""
+    return resize(pad_to_square(sample), size)

@@ -1,0 +1,98 @@
+"""WIDER FACE's official split files (``wider_face_split/wider_face_{train,val}_bbx_gt.txt``).
+
+::
+
+    0--Parade/0_Parade_marchingband_1_849.jpg
+    1
+    449 330 122 149 0 0 0 0 0 0        x y w h blur expression illumination invalid occlusion pose
+
+An image without faces has count 0 followed by one line of zeros. Faces flagged invalid, or of non-positive
+size, are left out of training (counted in the report; ``strict`` raises with ``file:line`` instead).
+WIDER gives no landmarks: ``has_landmarks`` is False (the RetinaFace ``label.txt`` release adds them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from featherface.data.labels import ImageAnnotation, LabelError, LabelReport
+
+_INVALID_COLUMN = 7
+
+
+def parse_wider_split(
+    split_file: str | Path, image_root: str | Path, strict: bool = False, report: LabelReport | None = None
+) -> list[ImageAnnotation]:
+    split_file, image_root = Path(split_file), Path(image_root)
+    if not split_file.is_file():
+        raise LabelError(f"{split_file}: no such WIDER split file")
+    report = report if report is not None else LabelReport()
+    lines = split_file.read_text().splitlines()
+    annotations = []
+    i = 0
+
+    def problem(reason: str, lineno: int) -> None:
+        if strict:
+            raise LabelError(f"{split_file}:{lineno}: {reason}")
+        report.add(reason, f"{split_file}:{lineno}")
+
+    while i < len(lines):
+        name = lines[i].strip()
+        name_line = i + 1
+        i += 1
+        if not name:
+            continue
+        try:
+            count = int(lines[i].strip())
+        except (IndexError, ValueError):
+            raise LabelError(f"{split_file}:{i + 1}: expected the face count of {name}") from None
+        i += 1
+        rows = lines[i : i + max(count, 1)]
+        i += max(count, 1)
+        boxes = []
+        for offset, row in enumerate(rows[:count]):
+            lineno = name_line + 2 + offset
+            parts = row.split()
+            try:
+                values = [float(v) for v in parts[:10]]
+            except ValueError:
+                problem("bad face line", lineno)
+                continue
+            if len(values) < 4:
+                problem("bad face line", lineno)
+                continue
+            x, y, w, h = values[:4]
+            if len(values) > _INVALID_COLUMN and values[_INVALID_COLUMN] == 1:
+                report.add("face marked invalid", f"{split_file}:{lineno}")
+                continue
+            if w <= 0 or h <= 0:
+                problem("box of non-positive size", lineno)
+                continue
+            boxes.append([x, y, x + w, y + h])
+        path = image_root / name
+        if not path.is_file():
+            if strict:
+                raise LabelError(f"{split_file}:{name_line}: image file {path} not found")
+            report.add("missing image file", f"{split_file}:{name_line}")
+            continue
+        k = len(boxes)
+        annotations.append(
+            ImageAnnotation(
+                path=path,
+                boxes=np.array(boxes, dtype=np.float32).reshape(k, 4),
+                landmarks=np.zeros((k, 5, 2), dtype=np.float32),
+                has_landmarks=np.zeros(k, dtype=bool),
+            )
+        )
+    return annotations
+
+
+def find_wider_split(root: Path, split: str) -> tuple[Path, Path] | None:
+    """``(split file, image folder)`` of a WIDER FACE root, or None if ``root`` is not one."""
+    split_file = root / "wider_face_split" / f"wider_face_{split}_bbx_gt.txt"
+    images = root / f"WIDER_{split}" / "images"
+    if split_file.is_file() and images.is_dir():
+        return split_file, images
+    return None

@@ -1,0 +1,310 @@
+"""The training loop: checkpoints, exact resume, time budget, DDP, AMP, progress, metrics.
+
+One loop serves task-loss training and distillation: what differs is the *objective*, a module that turns
+``(net, images, targets)`` into named losses (``"total"`` is optimised); its own parameters (e.g. learnable
+loss weights) are trained and checkpointed with the network.
+
+Run directory:
+- ``last.safetensors``/``.json`` every epoch, ``best.safetensors``/``.json`` on a better validation score;
+- ``trainer_state.pt``: model, optimiser, scheduler, objective and loop counters in one atomically written file
+  (tensors and numbers only, read back with ``torch.load(weights_only=True)``); ``--resume`` reads only it;
+- ``config.yaml`` (the resolved configuration), ``metrics.csv`` (one row per epoch).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from featherface.checkpoint import atomic_write_bytes, save_checkpoint
+from featherface.data.dataset import FaceDataset, collate
+from featherface.detection.api import Detector
+from featherface.detection.priors import PriorBox
+from featherface.evaluation.runner import evaluate_detector
+from featherface.losses.multibox import MultiBoxLoss, Targets, stack_targets
+from featherface.models.detector_net import DetectorNet
+from featherface.training.config import TrainConfig
+from featherface.training.distributed import DistributedContext, init_distributed
+from featherface.training.schedule import lr_multiplier
+
+STATE_FILE = "trainer_state.pt"
+METRICS_FILE = "metrics.csv"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (diverged, inconsistent resume state); the message says why and what is kept."""
+
+
+class TaskObjective(nn.Module):
+    """The MultiBox task loss on the network's outputs."""
+
+    def __init__(self, net: DetectorNet, config: TrainConfig) -> None:
+        super().__init__()
+        self.loss = MultiBoxLoss(config.loss)
+        self.priors = PriorBox(net.config.anchors)
+        self.variances = net.config.anchors.variances
+        self.match_iou = config.loss.match_iou
+
+    def prior_targets(self, images: torch.Tensor, targets: list[Targets]):
+        priors = self.priors(images.shape[2], images.shape[3], images.device)
+        return stack_targets([t.to(images.device) for t in targets], priors, self.variances, self.match_iou)
+
+    def forward(self, net: nn.Module, images: torch.Tensor, targets: list[Targets]) -> dict[str, torch.Tensor]:
+        return self.loss(net(images), self.prior_targets(images, targets))
+
+
+@dataclass
+class TrainResult:
+    epochs_done: int
+    best_metric: float | None
+    stopped_by_budget: bool
+    out_dir: Path
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+class Trainer:
+    """``Trainer(net, config, out_dir).fit()``; ``resume=True`` continues from ``out_dir/trainer_state.pt``."""
+
+    def __init__(
+        self,
+        net: DetectorNet,
+        config: TrainConfig,
+        out_dir: str | Path,
+        resume: bool = False,
+        objective: nn.Module | None = None,
+        train_annotations: list | None = None,
+        val_annotations: list | None = None,
+        on_epoch_end: Callable[[int, nn.Module], None] | None = None,
+    ) -> None:
+        from featherface.data.sample import resolve_dataset
+
+        self.config = config
+        self.out_dir = Path(out_dir)
+        self.ctx: DistributedContext = init_distributed(config.device)
+        torch.manual_seed(config.seed)
+        self.net = net.to(self.ctx.device)
+        self.objective = (objective or TaskObjective(net, config)).to(self.ctx.device)
+        self.train_annotations = train_annotations or resolve_dataset(config.data, strict=config.strict)
+        self.val_annotations = val_annotations
+        if self.val_annotations is None and config.val:
+            self.val_annotations = resolve_dataset(config.val, strict=config.strict)
+        self.dataset = FaceDataset(
+            self.train_annotations, config.augment, True, config.seed, config.dataset_repeats, config.strict
+        )
+        self.sampler = DistributedSampler(
+            self.dataset, num_replicas=self.ctx.world_size, rank=self.ctx.rank, shuffle=True, seed=config.seed
+        )
+        per_rank_batch = max(1, config.batch_size)
+        self.loader = DataLoader(
+            self.dataset,
+            batch_size=per_rank_batch,
+            sampler=self.sampler,
+            num_workers=config.workers,
+            collate_fn=collate,
+            drop_last=len(self.sampler) >= per_rank_batch,
+        )
+        self.steps_per_epoch = max(1, len(self.loader))
+        params = [p for p in self.net.parameters() if p.requires_grad] + list(self.objective.parameters())
+        self.optimizer = self._make_optimizer(params)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            lr_multiplier(
+                config.schedule,
+                self.steps_per_epoch,
+                config.epochs,
+                config.warmup_epochs,
+                config.lr_steps,
+                config.lr_gamma,
+                config.min_lr_ratio,
+            ),
+        )
+        self.use_amp = config.amp and self.ctx.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.model: nn.Module = self.net
+        if self.ctx.enabled:
+            device_ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(self.net, device_ids=device_ids)
+        self.on_epoch_end = on_epoch_end
+        self.start_epoch = 0
+        self.best_metric: float | None = None
+        if resume:
+            self._load_state()
+        elif self.ctx.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(self.out_dir / "config.yaml", yaml.safe_dump({"train": config.to_dict()}).encode())
+
+    def _make_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        c = self.config
+        if c.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+        if c.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+        raise ValueError(f"optimizer must be sgd or adamw, not {c.optimizer!r}")
+
+    # ------------------------------------------------------------------ state
+    def _state(self, epoch: int) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "best_metric": self.best_metric,
+            "model": self.net.state_dict(),
+            "objective": self.objective.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+        }
+
+    def _load_state(self) -> None:
+        path = self.out_dir / STATE_FILE
+        if not path.is_file():
+            raise TrainingError(f"{self.out_dir}: nothing to resume (no {STATE_FILE})")
+        state = torch.load(path, map_location=self.ctx.device, weights_only=True)
+        try:
+            self.net.load_state_dict(state["model"])
+            self.objective.load_state_dict(state["objective"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise TrainingError(f"{path}: does not fit this model/config ({str(exc).splitlines()[0]})") from None
+        self.start_epoch = int(state["epoch"])
+        self.best_metric = state["best_metric"]
+
+    def _save(self, epoch: int, metric: float | None, is_best: bool) -> None:
+        meta = {"epoch": epoch, "model_name": self.net.config.name, "validation": metric}
+        _atomic_torch_save(self._state(epoch), self.out_dir / STATE_FILE)
+        save_checkpoint(self.net, self.out_dir / "last.safetensors", meta)
+        if is_best:
+            save_checkpoint(self.net, self.out_dir / "best.safetensors", meta)
+
+    # -------------------------------------------------------------- validation
+    def validate(self) -> float | None:
+        """AP@0.5 on the validation set (higher is better), or None without one."""
+        if not self.val_annotations:
+            return None
+        was_training = self.net.training
+        detector = Detector.from_net(self.net, device=self.ctx.device)
+        result, _ = evaluate_detector(
+            detector, self.val_annotations, score_threshold=self.config.val_score_threshold, progress=False
+        )
+        self.net.train(was_training)
+        return result.ap
+
+    # ------------------------------------------------------------------- loop
+    def _step(self, images: torch.Tensor, targets: list[Targets]) -> dict[str, torch.Tensor]:
+        images = images.to(self.ctx.device, non_blocking=True)
+        with torch.autocast(self.ctx.device.type, enabled=self.use_amp):
+            losses = self.objective(self.model, images, targets)
+        total = losses["total"]
+        if not torch.isfinite(total):
+            last = self.out_dir / "last.safetensors"
+            kept = f"last good checkpoint kept: {last}" if last.exists() else "no checkpoint was written yet"
+            raise TrainingError(f"loss became {total.item()} (diverged); lower the learning rate; {kept}")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        if self.config.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.net.parameters(), self.config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return {k: v.detach() for k, v in losses.items()}
+
+    def fit(self) -> TrainResult:
+        c = self.config
+        started = time.monotonic()
+        deadline = started + c.max_minutes * 60 if c.max_minutes else math.inf
+        stopped_by_budget = False
+        epoch = self.start_epoch
+        epoch_seconds: list[float] = []
+        while epoch < c.epochs and not stopped_by_budget:
+            epoch_start = time.monotonic()
+            self.sampler.set_epoch(epoch)
+            self.dataset.set_epoch(epoch)
+            self.net.train()
+            sums: dict[str, float] = {}
+            steps = 0
+            bar = tqdm(
+                self.loader,
+                desc=f"epoch {epoch + 1}/{c.epochs}",
+                unit="step",
+                leave=False,
+                disable=not self.ctx.is_main,
+                dynamic_ncols=True,
+            )
+            for images, targets in bar:
+                losses = self._step(images, targets)
+                for name, value in losses.items():
+                    sums[name] = sums.get(name, 0.0) + float(self.ctx.all_reduce_mean(value))
+                steps += 1
+                bar.set_postfix(loss=f"{sums['total'] / steps:.3f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
+                if self.ctx.broadcast_flag(time.monotonic() > deadline):
+                    stopped_by_budget = True
+                    break
+            bar.close()
+            epoch += 1
+            finished = epoch >= c.epochs or stopped_by_budget
+            metric = None
+            if self.ctx.is_main and (epoch % c.val_every == 0 or finished):
+                metric = self.validate()
+            # best by validation AP when there is a validation set, else by (negated) training loss
+            score = metric if self.val_annotations else -sums.get("total", math.inf) / max(steps, 1)
+            is_best = score is not None and (self.best_metric is None or score > self.best_metric)
+            if is_best:
+                self.best_metric = score
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(epoch, self.net)
+            if self.ctx.is_main:
+                self._save(epoch, metric, is_best)
+                epoch_seconds.append(time.monotonic() - epoch_start)
+                self._log(epoch, steps, sums, metric, epoch_seconds[-1])
+                remaining = (c.epochs - epoch) * (sum(epoch_seconds) / len(epoch_seconds))
+                if c.max_minutes:
+                    remaining = min(remaining, max(0.0, deadline - time.monotonic()))
+                val = f"  val AP {metric:.4f}" if metric is not None else ""
+                tqdm.write(
+                    f"epoch {epoch}/{c.epochs}  loss {sums.get('total', 0) / max(steps, 1):.4f}{val}  "
+                    f"{epoch_seconds[-1]:.1f} s/epoch  ETA {remaining / 60:.1f} min"
+                )
+            self.ctx.barrier()
+        if stopped_by_budget and self.ctx.is_main:
+            tqdm.write(f"time budget of {c.max_minutes} min reached after epoch {epoch}: evaluated and saved")
+        return TrainResult(epoch, self.best_metric, stopped_by_budget, self.out_dir)
+
+    def _log(self, epoch: int, steps: int, sums: dict[str, float], metric: float | None, seconds: float) -> None:
+        path = self.out_dir / METRICS_FILE
+        row = {
+            "epoch": epoch,
+            "lr": self.scheduler.get_last_lr()[0],
+            **{f"loss_{k}": v / max(steps, 1) for k, v in sorted(sums.items())},
+            "val_ap": "" if metric is None else metric,
+            "seconds": round(seconds, 2),
+        }
+        extra = getattr(self.objective, "log_values", None)
+        if callable(extra):
+            row.update(extra())
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+            f.flush()
+            os.fsync(f.fileno())

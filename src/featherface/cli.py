@@ -188,8 +188,9 @@ def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
         )
     nme = "n/a" if result.nme is None else f"{result.nme:.4f}"
     print(
-        f"AP@0.5 {result.ap:.4f}  recall {result.recall:.4f}  precision {result.precision:.4f}  "
-        f"NME {nme}  ({result.num_faces} faces, recall/precision/NME at score >= {args.conf})"
+        f"AP@0.5 {result.ap:.4f}  AP@0.75 {result.ap75:.4f}  AP@[.5:.95] {result.ap50_95:.4f}  "
+        f"recall {result.recall:.4f}  precision {result.precision:.4f}  NME {nme}  "
+        f"({result.num_faces} faces; recall, precision and NME at score >= {args.conf})"
     )
     if args.plots:
         curves = {args.data: (result.pr_recall, result.pr_precision, result.ap)}
@@ -201,7 +202,7 @@ def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
         for ann, found in zip(annotations, detections, strict=True):
             confident = found.scores >= args.conf
             found = type(found)(found.boxes[confident], found.scores[confident], found.landmarks[confident])
-            cv2.imwrite(str(save_dir / f"{ann.path.stem}.jpg"), draw_detections(read_image(ann.path), found))
+            cv2.imwrite(str(save_dir / f"{ann.path.stem}.png"), draw_detections(read_image(ann.path), found))
     return {"model": args.model, "data": args.data, **result.to_dict()}
 
 
@@ -294,6 +295,74 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_teacher(spec: str | None):
+    if spec is None:
+        return None
+    if str(spec).endswith(".onnx"):
+        raise CommandError("--teacher: needs a torch model (zoo name, checkpoint or run dir), not ONNX")
+    return _model_for_training(spec)
+
+
+def _prune_config(args: argparse.Namespace):
+    from featherface.pruning.phases import load_prune_config
+
+    source = args.config
+    if source is None and str(args.data).startswith("sample"):
+        source = "sample"
+    config = load_prune_config(source)
+    if getattr(args, "trials", None):
+        config.search.trials = args.trials
+    if getattr(args, "target_params", None):
+        config.search.target_params = args.target_params
+    if getattr(args, "mask", None):
+        config.mask = args.mask
+    if args.epochs:  # --epochs sets the phase's own length: SFP epochs (prune) or fine-tune epochs (finetune)
+        if args.func is cmd_prune:
+            config.sfp_epochs = args.epochs
+        else:
+            config.finetune_epochs = args.epochs
+    return config
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from featherface.data.sample import resolve_dataset
+    from featherface.pruning.phases import prune
+
+    if args.resume:
+        raise CommandError("prune resumes by itself: rerun the same command (the study in RUN/study.db is reused)")
+    if args.val is None:
+        if not str(args.data).startswith("sample"):
+            raise CommandError("--val is required: the BO objective is the validation loss")
+        args.val = "sample:val"
+    train = _training_config(args, "data")
+    config = _prune_config(args)
+    net = _model_for_training(args.model)
+    teacher = _load_teacher(args.teacher)
+    summary = prune(net, train, config, args.out, resolve_dataset(args.val), teacher=teacher, storage=args.storage)
+    print(
+        f"pruned {summary['params_unpruned']:,} -> {summary['params_pruned']:,} parameters; "
+        f"{len(summary['trials'])} trials; {args.out}/soft_pruned.safetensors"
+    )
+    _write_json(args.json, summary)
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from featherface.data.sample import resolve_dataset
+    from featherface.pruning.phases import finetune
+
+    train = _training_config(args, "data")
+    config = _prune_config(args)
+    val = resolve_dataset(args.val) if args.val else None
+    summary = finetune(args.model, train, config, args.out, val, teacher=_load_teacher(args.teacher))
+    print(
+        f"deployed model: {summary['deployed']} ({summary['params']:,} parameters; "
+        f"max |masked - deployed| = {summary['max_output_difference']:.1e})"
+    )
+    _write_json(args.json, summary)
+    return 0
+
+
 def cmd_show_batch(args: argparse.Namespace) -> int:
     from featherface.training.preview import write_batch_preview
 
@@ -362,6 +431,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=4.0, help="softmax temperature T (default 4)")
     _add_training_options(p)
     p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("prune", help="phase 2: B-FPGM (FPGM soft pruning, Bayesian-optimised rates)")
+    p.add_argument("--model", required=True, help="the model to prune (checkpoint, run dir or zoo name)")
+    p.add_argument("--teacher", help="keep distillation on during pruning (zoo name, checkpoint or run dir)")
+    p.add_argument("--data", required=True, help="training data")
+    p.add_argument("--trials", type=_positive_int, help="BO trials (default 25)")
+    p.add_argument("--target-params", type=_positive_int, help="deployed parameter target (default 150000)")
+    p.add_argument("--mask", choices=["hard", "smooth"], help="soft-pruning mask: zero filters, or sigmoid-shrink")
+    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///RUN/study.db); share it between machines")
+    p.add_argument("--json", help="write rates and trials to this JSON file")
+    _add_training_options(p)
+    p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser("finetune", help="phase 3: fine-tune with fixed masks, then hard-prune to the deployed model")
+    p.add_argument("--model", required=True, help="a prune run directory")
+    p.add_argument("--teacher", help="keep distillation on while fine-tuning")
+    p.add_argument("--data", required=True, help="training data")
+    p.add_argument("--json", help="write the summary to this JSON file")
+    _add_training_options(p)
+    p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("show-batch", help="PNG grid of augmented training samples with boxes and landmarks")
     p.add_argument("--data", required=True, help="label.txt, WIDER FACE root, or sample / sample:train")

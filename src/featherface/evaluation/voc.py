@@ -49,6 +49,8 @@ class DatasetResult:
     """``ap`` over all detections given; ``recall``, ``precision`` and ``nme`` at ``score_threshold``."""
 
     ap: float
+    ap75: float
+    ap50_95: float
     recall: float
     precision: float
     nme: float | None
@@ -61,6 +63,8 @@ class DatasetResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "ap": round(self.ap, 6),
+            "ap75": round(self.ap75, 6),
+            "ap50_95": round(self.ap50_95, 6),
             "recall": round(self.recall, 6),
             "precision": round(self.precision, 6),
             "nme": None if self.nme is None else round(self.nme, 6),
@@ -68,6 +72,30 @@ class DatasetResult:
             "score_threshold": self.score_threshold,
             "per_image": self.per_image,
         }
+
+
+# COCO's localisation-sensitive summary: AP averaged over IoU thresholds 0.50, 0.55, ..., 0.95.
+COCO_IOUS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
+
+
+def average_precision(
+    annotations: list[ImageAnnotation], detections: list[Detections], iou_threshold: float
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """VOC all-point AP at one IoU threshold, with its PR curve ``(ap, recall, precision)``."""
+    scores = [d.scores for d in detections]
+    hits = [
+        match_detections(a.boxes, d.boxes, d.scores, iou_threshold) >= 0
+        for a, d in zip(annotations, detections, strict=True)
+    ]
+    num_faces = sum(len(a) for a in annotations)
+    all_scores = np.concatenate(scores) if scores else np.zeros(0)
+    all_hits = np.concatenate(hits) if hits else np.zeros(0, dtype=bool)
+    order = np.argsort(-all_scores, kind="stable")
+    tp_cum = np.cumsum(all_hits[order])
+    fp_cum = np.cumsum(~all_hits[order])
+    recall = tp_cum / max(num_faces, 1)
+    precision = tp_cum / np.maximum(tp_cum + fp_cum, 1)
+    return (voc_ap(recall, precision) if len(order) else 0.0), recall, precision
 
 
 def evaluate_dataset(
@@ -107,15 +135,14 @@ def evaluate_dataset(
         )
     all_scores = np.concatenate(scores) if scores else np.zeros(0)
     all_hits = np.concatenate(hits) if hits else np.zeros(0, dtype=bool)
-    order = np.argsort(-all_scores, kind="stable")
-    tp_cum = np.cumsum(all_hits[order])
-    fp_cum = np.cumsum(~all_hits[order])
-    pr_recall = tp_cum / max(num_faces, 1)
-    pr_precision = tp_cum / np.maximum(tp_cum + fp_cum, 1)
+    ap, pr_recall, pr_precision = average_precision(annotations, detections, iou_threshold)
+    ap_by_iou = [ap if t == iou_threshold else average_precision(annotations, detections, t)[0] for t in COCO_IOUS]
     confident = all_scores >= score_threshold
     tp = int((all_hits & confident).sum())
     return DatasetResult(
-        ap=voc_ap(pr_recall, pr_precision) if len(order) else 0.0,
+        ap=ap,
+        ap75=ap_by_iou[COCO_IOUS.index(0.75)],
+        ap50_95=float(np.mean(ap_by_iou)),
         recall=tp / max(num_faces, 1),
         precision=tp / max(int(confident.sum()), 1),
         nme=float(np.mean(nme_values)) if nme_values else None,

@@ -22,14 +22,25 @@ class ChannelAttention(nn.Module):
 
 
 class SpatialAttention(nn.Module):
-    """A ``k x k`` conv over the per-pixel channel mean and max, giving one gate per pixel."""
+    """A ``k x k`` conv over the per-pixel channel mean and max, giving one gate per pixel.
+
+    ``channel_mask`` (bool ``(C,)``, set only while soft pruning) restricts the mean and max to the channels
+    that survive, so the masked network computes exactly what the hard-pruned one will.
+    """
 
     def __init__(self, kernel_size: int = 7) -> None:
         super().__init__()
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
+        self.channel_mask: Tensor | None = None
 
     def forward(self, x: Tensor) -> Tensor:
-        pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+        if self.channel_mask is None:
+            mean, peak = x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)
+        else:
+            keep = self.channel_mask.to(x.device)[None, :, None, None]
+            mean = (x * keep).sum(dim=1, keepdim=True) / keep.sum().clamp(min=1)
+            peak = x.masked_fill(~keep, float("-inf")).amax(dim=1, keepdim=True)
+        pooled = torch.cat([mean, peak], dim=1)
         return x * torch.sigmoid(self.conv(pooled))
 
 

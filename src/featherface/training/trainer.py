@@ -93,6 +93,7 @@ class Trainer:
         train_annotations: list | None = None,
         val_annotations: list | None = None,
         on_epoch_end: Callable[[int, nn.Module], None] | None = None,
+        quiet: bool = False,
     ) -> None:
         from featherface.data.sample import resolve_dataset
 
@@ -143,6 +144,7 @@ class Trainer:
             device_ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
             self.model = nn.parallel.DistributedDataParallel(self.net, device_ids=device_ids)
         self.on_epoch_end = on_epoch_end
+        self.verbose = self.ctx.is_main and not quiet
         self.start_epoch = 0
         self.best_metric: float | None = None
         if resume:
@@ -246,7 +248,7 @@ class Trainer:
                 desc=f"epoch {epoch + 1}/{c.epochs}",
                 unit="step",
                 leave=False,
-                disable=not self.ctx.is_main,
+                disable=not self.verbose,
                 dynamic_ncols=True,
             )
             for images, targets in bar:
@@ -279,14 +281,18 @@ class Trainer:
                 if c.max_minutes:
                     remaining = min(remaining, max(0.0, deadline - time.monotonic()))
                 val = f"  val AP {metric:.4f}" if metric is not None else ""
-                tqdm.write(
+                self._say(
                     f"epoch {epoch}/{c.epochs}  loss {sums.get('total', 0) / max(steps, 1):.4f}{val}  "
                     f"{epoch_seconds[-1]:.1f} s/epoch  ETA {remaining / 60:.1f} min"
                 )
             self.ctx.barrier()
-        if stopped_by_budget and self.ctx.is_main:
-            tqdm.write(f"time budget of {c.max_minutes} min reached after epoch {epoch}: evaluated and saved")
+        if stopped_by_budget:
+            self._say(f"time budget of {c.max_minutes} min reached after epoch {epoch}: evaluated and saved")
         return TrainResult(epoch, self.best_metric, stopped_by_budget, self.out_dir)
+
+    def _say(self, message: str) -> None:
+        if self.verbose:
+            tqdm.write(message)
 
     def _log(self, epoch: int, steps: int, sums: dict[str, float], metric: float | None, seconds: float) -> None:
         path = self.out_dir / METRICS_FILE
@@ -308,3 +314,22 @@ class Trainer:
             writer.writerow(row)
             f.flush()
             os.fsync(f.fileno())
+
+
+@torch.no_grad()
+def validation_loss(
+    net: DetectorNet, annotations: list, config: TrainConfig, device: torch.device | None = None
+) -> float:
+    """Mean task loss over ``annotations`` letterboxed to the training size (no augmentation), in eval mode."""
+    device = device or next(net.parameters()).device
+    dataset = FaceDataset(annotations, config.augment, train=False, seed=config.seed)
+    loader = DataLoader(dataset, batch_size=4, shuffle=False, num_workers=0, collate_fn=collate)
+    objective = TaskObjective(net, config)
+    was_training = net.training
+    net.eval()
+    total, batches = 0.0, 0
+    for images, targets in loader:
+        total += float(objective(net, images.to(device), targets)["total"])
+        batches += 1
+    net.train(was_training)
+    return total / max(batches, 1)

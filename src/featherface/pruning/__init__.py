@@ -1,0 +1,1 @@
+"""B-FPGM: FPGM importance, soft pruning of six layer groups, Bayesian-optimised rates, hard pruning."""

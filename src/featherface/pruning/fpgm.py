@@ -1,0 +1,34 @@
+"""FPGM filter importance (He et al., CVPR 2019): filters near the geometric median are the most replaceable."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def fpgm_importance(filters: Tensor) -> Tensor:
+    """``(n, ...)`` filters -> ``(n,)`` importance: the sum of Euclidean distances to all other filters.
+
+    The filter minimising this sum is the (sample) geometric median of the set; low scores mark filters whose
+    information the others already carry, so they are pruned first.
+    """
+    flat = filters.detach().reshape(filters.shape[0], -1).double()
+    return torch.cdist(flat, flat).sum(dim=1).float()
+
+
+def select_pruned(importance: Tensor, rate: float, balance: int = 1) -> Tensor:
+    """Bool mask ``(n,)`` of the channels to keep: in each of ``balance`` contiguous groups, the
+    ``floor(rate * group size)`` least important are dropped (at least one channel per group survives)."""
+    n = importance.shape[0]
+    if n % balance:
+        raise ValueError(f"{n} channels do not split into {balance} equal groups")
+    per_group = n // balance
+    drop = min(int(rate * per_group + 1e-9), per_group - 1)
+    keep = torch.ones(n, dtype=torch.bool)
+    if drop <= 0:
+        return keep
+    for g in range(balance):
+        part = importance[g * per_group : (g + 1) * per_group]
+        order = torch.argsort(part, stable=True)
+        keep[g * per_group + order[:drop]] = False
+    return keep

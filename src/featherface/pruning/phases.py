@@ -1,0 +1,231 @@
+"""Phases 2 and 3 as functions: ``prune`` (B-FPGM search + soft pruning) and ``finetune`` (+ hard pruning).
+
+Run directories:
+- prune: ``soft_pruned.safetensors``/``.json`` (the full-width network with pruned filters zeroed),
+  ``masks.safetensors`` (kept channels per space), ``rates.json``, ``study.db`` (the Optuna study), PNG plots;
+- finetune: the trainer's files plus ``deployed.safetensors``/``.json``, the hard-pruned network.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from featherface.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from featherface.models.detector_net import DetectorNet, count_parameters
+from featherface.pruning.groups import LAYER_GROUPS, channel_spaces
+from featherface.pruning.hard import hard_prune
+from featherface.pruning.masks import Masks, apply_masks, clear_cbam_masks, compute_masks, smooth_scale
+from featherface.pruning.plots import plot_convergence, plot_rates
+from featherface.pruning.search import SearchConfig, completed_trials, pruned_parameter_count, run_search
+from featherface.training.config import TrainConfig
+from featherface.training.trainer import TaskObjective, Trainer, validation_loss
+
+# Hard-pruned outputs must equal the masked network's to this (SPEC section 6).
+DEPLOY_TOLERANCE = 1e-4
+
+
+@dataclass
+class PruneConfig:
+    search: SearchConfig = field(default_factory=SearchConfig)
+    trial_epochs: int = 1  # the short soft-pruned fine-tune that scores a trial
+    trial_lr: float = 1e-3  # B-FPGM's trial pass: Adam at 1e-3
+    sfp_epochs: int = 10  # soft filter pruning at the chosen rates, masks recomputed each epoch
+    mask: str = "hard"  # hard | smooth
+    finetune_epochs: int = 10
+    finetune_lr: float = 1e-4
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> PruneConfig:
+        data = dict(data or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown pruning option(s): {', '.join(unknown)}")
+        search = SearchConfig(**(data.pop("search", None) or {}))
+        if data.get("mask", "hard") not in ("hard", "smooth"):
+            raise ValueError(f"prune mask must be hard or smooth, not {data['mask']!r}")
+        return cls(search=search, **data)
+
+
+def load_prune_config(source: str | Path | None) -> PruneConfig:
+    """The ``prune:`` section of a preset name or YAML file (defaults without one)."""
+    import yaml
+
+    from featherface.training.config import PRESETS, preset_path
+
+    if source is None:
+        return PruneConfig()
+    path = preset_path(str(source)) if str(source) in PRESETS else Path(source)
+    data = yaml.safe_load(path.read_text()) or {}
+    return PruneConfig.from_dict(data.get("prune"))
+
+
+def _objective(net: DetectorNet, train: TrainConfig, teacher: DetectorNet | None) -> nn.Module:
+    if teacher is None:
+        return TaskObjective(net, train)
+    from featherface.losses.distill import DistillConfig
+    from featherface.training.distill import DistillObjective
+
+    return DistillObjective(teacher, net, train, DistillConfig())
+
+
+def save_masks(masks: Masks, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.to(torch.uint8).contiguous() for k, v in masks.items()}, str(tmp))
+    tmp.replace(path)
+
+
+def load_masks(path: Path) -> Masks:
+    return {k: v.bool() for k, v in load_file(str(path)).items()}
+
+
+class SoftPruningHook:
+    """``on_epoch_end`` for the trainer: recompute FPGM masks at the rates and zero (or shrink) the filters."""
+
+    def __init__(self, rates: dict[str, float], epochs: int, mode: str = "hard") -> None:
+        self.rates, self.epochs, self.mode = rates, epochs, mode
+        self.masks: Masks = {}
+
+    def __call__(self, epoch: int, net: nn.Module) -> None:
+        self.masks = compute_masks(net, self.rates)
+        scale = smooth_scale(net, self.masks, epoch / self.epochs) if self.mode == "smooth" else None
+        apply_masks(net, self.masks, scale)
+
+
+def prune(
+    net: DetectorNet,
+    train: TrainConfig,
+    config: PruneConfig,
+    out_dir: str | Path,
+    val_annotations: list,
+    teacher: DetectorNet | None = None,
+    storage: str | None = None,
+) -> dict[str, Any]:
+    """Phase 2: BO over the six rates, then soft filter pruning at the best rates. Returns the summary."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    storage = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
+    unpruned = count_parameters(net)
+
+    def evaluate(candidate: DetectorNet, masks: Masks) -> dict[str, float]:
+        apply_masks(candidate, masks)
+        trial_train = dataclasses.replace(
+            train, epochs=config.trial_epochs, lr=config.trial_lr, optimizer="adamw", warmup_epochs=0,
+            schedule="cosine", val=None, max_minutes=None, val_every=10**6,
+        )  # fmt: skip
+        with tempfile.TemporaryDirectory() as tmp:
+            Trainer(
+                candidate, trial_train, tmp, objective=_objective(candidate, trial_train, teacher),
+                val_annotations=[], quiet=True,
+            ).fit()  # fmt: skip
+        apply_masks(candidate, masks)  # the short pass may regrow pruned filters: score the pruned network
+        return {"val_loss": validation_loss(candidate, val_annotations, train)}
+
+    def progress(number: int, info: dict[str, Any]) -> None:
+        print(
+            f"trial {number + 1}/{config.search.trials}: objective {info['value']:.4f}  "
+            f"val loss {info['val_loss']:.4f}  params {info['params']:,}"
+        )
+
+    study = run_search(net, evaluate, config.search, storage, progress)
+    best = study.best_trial
+    rates = {g: best.params[g] for g in LAYER_GROUPS}
+    print(f"best rates (trial {best.number + 1}): " + ", ".join(f"{g} {r:.3f}" for g, r in rates.items()))
+
+    pruned = copy.deepcopy(net)
+    hook = SoftPruningHook(rates, config.sfp_epochs, config.mask)
+    sfp_train = dataclasses.replace(train, epochs=config.sfp_epochs, max_minutes=None, val_every=10**6)
+    Trainer(
+        pruned, sfp_train, out_dir / "sfp", objective=_objective(pruned, sfp_train, teacher),
+        val_annotations=[], on_epoch_end=hook,
+    ).fit()  # fmt: skip
+    masks = compute_masks(pruned, rates)
+    apply_masks(pruned, masks)
+    params = pruned_parameter_count(pruned, masks)
+    val_loss = validation_loss(pruned, val_annotations, train)
+    clear_cbam_masks(pruned)
+    save_checkpoint(pruned, out_dir / "soft_pruned.safetensors", {"rates": rates, "pruned_params": params})
+    save_masks(masks, out_dir / "masks.safetensors")
+    trials = [
+        {"number": t.number, "value": t.value, "rates": t.params, **t.user_attrs} for t in completed_trials(study)
+    ]
+    summary = {
+        "rates": rates,
+        "trials": trials,
+        "best_trial": best.number,
+        "params_unpruned": unpruned,
+        "params_pruned": params,
+        "target_params": config.search.target_params,
+        "val_loss": val_loss,
+        "mask": config.mask,
+    }
+    atomic_write_bytes(out_dir / "rates.json", json.dumps(summary, indent=1).encode())
+    plot_convergence(study, out_dir / "bo_convergence.png")
+    plot_rates(rates, out_dir / "rates.png")
+    return summary
+
+
+def _freeze_pruned(net: DetectorNet, masks: Masks) -> list[torch.utils.hooks.RemovableHandle]:
+    """Gradient hooks that keep pruned filters at zero while the rest fine-tunes (masks fixed)."""
+    params = dict(net.named_parameters())
+    handles = []
+    for space in channel_spaces(net):
+        keep = masks[space.name].float()
+        for key in space.produced:
+            if key in params:
+                shape = (-1, *([1] * (params[key].dim() - 1)))
+                factor = keep.to(params[key].device).reshape(shape)
+                handles.append(params[key].register_hook(lambda grad, f=factor: grad * f))
+    return handles
+
+
+def finetune(
+    prune_run: str | Path,
+    train: TrainConfig,
+    config: PruneConfig,
+    out_dir: str | Path,
+    val_annotations: list | None = None,
+    teacher: DetectorNet | None = None,
+) -> dict[str, Any]:
+    """Phase 3: fine-tune with fixed masks at a low rate, then remove the pruned filters for real."""
+    prune_run, out_dir = Path(prune_run), Path(out_dir)
+    source = prune_run / "soft_pruned.safetensors"
+    if not source.is_file():
+        raise ValueError(f"{prune_run}: not a prune run (no soft_pruned.safetensors)")
+    net, _ = load_checkpoint(source)
+    masks = load_masks(prune_run / "masks.safetensors")
+    apply_masks(net, masks)
+    handles = _freeze_pruned(net, masks)
+    ft_train = dataclasses.replace(train, epochs=config.finetune_epochs, lr=config.finetune_lr, warmup_epochs=0)
+    trainer = Trainer(
+        net, ft_train, out_dir, objective=_objective(net, ft_train, teacher), val_annotations=val_annotations
+    )
+    trainer.fit()
+    for handle in handles:
+        handle.remove()
+    if (out_dir / "best.safetensors").is_file() and val_annotations:
+        net, _ = load_checkpoint(out_dir / "best.safetensors")
+    apply_masks(net, masks)
+    net.eval()
+    deployed = hard_prune(net, masks).eval()
+    probe = torch.randn(1, 3, 320, 416, generator=torch.Generator().manual_seed(0)) * 60
+    with torch.no_grad():
+        difference = max(
+            float((a - b).abs().max()) for a, b in zip(net.cpu()(probe), deployed.cpu()(probe), strict=True)
+        )
+    if difference > DEPLOY_TOLERANCE:
+        raise RuntimeError(f"hard-pruned outputs differ from the masked network by {difference:.2e}")
+    params = count_parameters(deployed)
+    meta = {"source": str(prune_run), "params": params, "masked_vs_deployed_max_diff": difference}
+    save_checkpoint(deployed, out_dir / "deployed.safetensors", meta)
+    return {"params": params, "max_output_difference": difference, "deployed": str(out_dir / "deployed.safetensors")}

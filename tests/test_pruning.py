@@ -1,0 +1,201 @@
+"""B-FPGM: FPGM importance, masks, hard pruning equivalence, the deployed model, the persistent BO study."""
+
+import copy
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+from featherface.checkpoint import load_checkpoint, save_checkpoint
+from featherface.export.onnx import export_onnx
+from featherface.models.config import featherface_v1_config
+from featherface.models.detector_net import DetectorNet, count_parameters
+from featherface.models.zoo import create_model
+from featherface.pruning.fpgm import fpgm_importance, select_pruned
+from featherface.pruning.groups import LAYER_GROUPS, channel_spaces
+from featherface.pruning.hard import fold_shuffle_into_heads, hard_prune
+from featherface.pruning.masks import apply_masks, clear_cbam_masks, compute_masks, smooth_scale
+from featherface.pruning.search import SearchConfig, probe_rates, pruned_parameter_count, sparsity_penalty
+
+from .conftest import randomize_batchnorm
+
+REPO = Path(__file__).parents[1]
+
+
+def test_fpgm_equals_brute_force_sum_of_distances():
+    filters = torch.randn(7, 3, 3, 3, generator=torch.Generator().manual_seed(0))
+    flat = filters.reshape(7, -1)
+    brute = [sum(float(torch.linalg.norm(flat[i] - flat[j])) for j in range(7)) for i in range(7)]
+    torch.testing.assert_close(fpgm_importance(filters), torch.tensor(brute), rtol=1e-5, atol=1e-5)
+
+
+def test_least_important_filter_is_nearest_the_geometric_median():
+    g = torch.Generator().manual_seed(1)
+    points = torch.randn(9, 4, generator=g) * 3
+    # Weiszfeld's algorithm for the geometric median
+    median = points.mean(0)
+    for _ in range(500):
+        d = torch.linalg.norm(points - median, dim=1).clamp(min=1e-9)
+        median = (points / d[:, None]).sum(0) / (1 / d).sum()
+    nearest = int(torch.linalg.norm(points - median, dim=1).argmin())
+    assert int(fpgm_importance(points).argmin()) == nearest
+
+
+def test_selection_is_balanced_across_groups():
+    importance = torch.tensor([5.0, 1.0, 4.0, 3.0, 0.5, 0.1, 9.0, 8.0])
+    keep = select_pruned(importance, 0.5, balance=2)
+    assert keep.tolist() == [True, False, True, False, False, False, True, True]
+    assert select_pruned(importance, 0.99).sum() == 1  # never empty
+
+
+def masked_and_pruned(net, rates):
+    masked = copy.deepcopy(net).eval()
+    masks = compute_masks(masked, rates)
+    apply_masks(masked, masks)
+    return masked, masks, hard_prune(masked, masks).eval()
+
+
+@pytest.mark.parametrize("group", [*LAYER_GROUPS, "all"])
+@pytest.mark.parametrize("model", ["nano-b", "featherface-v1"])
+def test_hard_pruned_outputs_equal_masked_outputs(model, group):
+    torch.manual_seed(0)
+    net = randomize_batchnorm(create_model(model))
+    rates = {g: hi for g, (_, hi) in LAYER_GROUPS.items()} if group == "all" else {group: LAYER_GROUPS[group][1]}
+    masked, masks, pruned = masked_and_pruned(net, rates)
+    assert count_parameters(pruned) < count_parameters(net)
+    assert count_parameters(pruned) == pruned_parameter_count(masked, masks)
+    x = torch.randn(2, 3, 96, 160, generator=torch.Generator().manual_seed(2)) * 60
+    with torch.no_grad():
+        for a, b in zip(masked(x), pruned(x), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-4)
+
+
+def test_every_group_has_spaces_and_pruned_channels_output_zero():
+    net = randomize_batchnorm(create_model("nano-b"))
+    spaces = channel_spaces(net)
+    assert {s.layer_group for s in spaces} == set(LAYER_GROUPS)
+    masks = compute_masks(net, {"backbone_late": 0.5})
+    apply_masks(net, masks)
+    seen = {}
+    handle = net.backbone.blocks[7].register_forward_hook(lambda m, i, o: seen.setdefault("out", o))
+    with torch.no_grad():
+        net(torch.randn(1, 3, 64, 64) * 50)
+    handle.remove()
+    assert (seen["out"][:, ~masks["block7"]] == 0).all()
+    assert (seen["out"][:, masks["block7"]] != 0).any()
+
+
+def test_shuffle_folding_changes_nothing():
+    net = randomize_batchnorm(create_model("nano-b"))
+    folded = fold_shuffle_into_heads(net)
+    assert folded.shuffle is None and folded.config.shuffle_groups == 1
+    x = torch.randn(1, 3, 64, 96) * 50
+    with torch.no_grad():
+        for a, b in zip(net(x), folded(x), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+def test_smooth_masks_harden_over_the_phase():
+    net = randomize_batchnorm(create_model("nano-b"))
+    masks = compute_masks(net, {"bifpn": 0.5})
+    early = smooth_scale(net, masks, progress=0.1)["neck"]
+    late = smooth_scale(net, masks, progress=0.9)["neck"]
+    final = smooth_scale(net, masks, progress=1.0)["neck"]
+    pruned = ~masks["neck"]
+    assert (early[masks["neck"]] == 1).all()
+    assert (early[pruned] > 0).all() and (early[pruned] < 1).all()
+    assert (late[pruned] <= early[pruned]).all()
+    assert (final[pruned] == 0).all()
+
+
+def test_sparsity_penalty_follows_the_b_fpgm_rule():
+    assert sparsity_penalty(0.52, 0.5, 0.04) == 0.0
+    assert sparsity_penalty(0.48, 0.5, 0.04) == pytest.approx(0.02)
+    assert sparsity_penalty(0.56, 0.5, 0.04) == pytest.approx(0.02)
+    assert sparsity_penalty(0.40, 0.5, 0.04) == 100.0
+
+
+def test_deployed_nano_b_in_range_loads_without_pruning_code_and_exports(tmp_path):
+    net = randomize_batchnorm(create_model("nano-b"))
+    rates = {"backbone_early": 0.2, "backbone_late": 0.45, "cbam": 0.3, "bifpn": 0.3, "ssh": 0.3, "heads": 0.15}
+    masked, _, deployed = masked_and_pruned(net, rates)
+    params = count_parameters(deployed)
+    assert 120_000 <= params <= 180_000, params
+    path = save_checkpoint(deployed, tmp_path / "deployed.safetensors")
+    assert path.stat().st_size < 1_000_000
+    code = (
+        "import sys; sys.modules['featherface.pruning'] = None\n"  # any import of the pruning package fails
+        "import torch; from featherface.checkpoint import load_checkpoint\n"
+        f"net, _ = load_checkpoint({str(path)!r}); out = net.eval()(torch.zeros(1, 3, 64, 64))\n"
+        "print(sum(p.numel() for p in net.parameters()))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.strip()) == params
+    loaded, _ = load_checkpoint(path)
+    export_onnx(loaded, tmp_path / "deployed.onnx")  # raises unless onnxruntime matches torch to 1e-4
+    clear_cbam_masks(masked)
+
+
+def test_pruned_config_is_plain_numbers():
+    net = DetectorNet(featherface_v1_config())
+    _, _, pruned = masked_and_pruned(net, {"bifpn": 0.5, "heads": 0.3})
+    assert pruned.config.neck.channels == 36
+    assert pruned.config.shuffle_groups == 1
+    assert pruned.config.context.levels[0].out3x3 == 40 - 12
+
+
+def _worker(storage, trials, delay):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.bo_worker", storage, str(trials), str(delay)], cwd=REPO, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def _complete(storage):
+    study = optuna.load_study(study_name="b-fpgm", storage=storage)
+    return study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+
+
+@pytest.mark.slow
+def test_killed_study_resumes(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    worker = _worker(storage, 8, 0.4)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            if len(_complete(storage)) >= 3:
+                break
+        except (KeyError, optuna.exceptions.StorageInternalError):
+            continue
+    worker.kill()
+    worker.wait()
+    done = len(_complete(storage))
+    assert 3 <= done < 8
+    rerun = _worker(storage, 8, 0.0)
+    assert rerun.wait(timeout=180) == 0, rerun.stderr.read().decode()[-2000:]
+    trials = _complete(storage)
+    assert len(trials) == 8
+    # the probe ran once, first: the resumed run did not start the study over
+    assert trials[0].number == 0
+    target = 1 - SearchConfig().target_params / count_parameters(create_model("nano-b", pretrained=False))
+    assert trials[0].params == pytest.approx(probe_rates(target))
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_sqlite_study(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    optuna.create_study(study_name="b-fpgm", storage=storage, direction="maximize")
+    workers = [_worker(storage, 8, 0.3) for _ in range(2)]
+    for w in workers:
+        assert w.wait(timeout=240) == 0, w.stderr.read().decode()[-2000:]
+    trials = _complete(storage)
+    assert 8 <= len(trials) <= 9  # a worker may finish the trial it began as the other reached the budget
+    assert len({t.user_attrs["worker"] for t in trials}) == 2

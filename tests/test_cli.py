@@ -173,3 +173,30 @@ def test_console_script_prints_no_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "absent.png" in result.stderr
+
+
+def test_detect_on_a_video_writes_every_frame(capsys, tmp_path, face_photo):
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 5.0, (512, 512))
+    for shift in (0, 8, 16):
+        writer.write(np.roll(face_photo, shift, axis=1))
+    writer.release()
+    out = tmp_path / "det.json"
+    code, _, _ = run_cli(capsys, "detect", video, "--json", out, "--save-dir", tmp_path / "drawn")
+    assert code == 0
+    frames = json.loads(out.read_text())
+    assert [f["image"] for f in frames] == [f"{video}#frame={i}" for i in range(3)]
+    assert all(len(f["faces"]) == 1 for f in frames)
+    assert (tmp_path / "drawn" / "clip.mp4").stat().st_size > 0
+
+
+def test_batched_folder_detection_equals_one_by_one(capsys, tmp_path, sample_images):
+    batched, single = tmp_path / "b.json", tmp_path / "s.json"
+    assert run_cli(capsys, "detect", sample_images, "--json", batched, "--batch-size", 4)[0] == 0
+    assert run_cli(capsys, "detect", sample_images, "--json", single, "--batch-size", 1)[0] == 0
+    a, b = json.loads(batched.read_text()), json.loads(single.read_text())
+    assert [x["image"] for x in a] == [x["image"] for x in b]
+    for x, y in zip(a, b, strict=True):
+        assert len(x["faces"]) == len(y["faces"])
+        for f, g in zip(x["faces"], y["faces"], strict=True):
+            np.testing.assert_allclose(f["box"], g["box"], atol=0.05)

@@ -46,6 +46,16 @@ def test_least_important_filter_is_nearest_the_geometric_median():
     assert int(fpgm_importance(points).argmin()) == nearest
 
 
+def test_kept_widths_are_aligned():
+    from featherface.pruning.fpgm import kept_per_group
+
+    assert kept_per_group(64, 0.3) == 45
+    assert kept_per_group(64, 0.3, unit=8) == 48
+    assert kept_per_group(16, 0.45, unit=8) == 8
+    assert kept_per_group(8, 0.4, unit=8) == 8  # never below one unit
+    assert kept_per_group(9, 0.5, unit=4) == 4
+
+
 def test_selection_is_balanced_across_groups():
     importance = torch.tensor([5.0, 1.0, 4.0, 3.0, 0.5, 0.1, 9.0, 8.0])
     keep = select_pruned(importance, 0.5, balance=2)
@@ -145,9 +155,10 @@ def test_deployed_nano_b_in_range_loads_without_pruning_code_and_exports(tmp_pat
 def test_pruned_config_is_plain_numbers():
     net = DetectorNet(featherface_v1_config())
     _, _, pruned = masked_and_pruned(net, {"bifpn": 0.5, "heads": 0.3})
-    assert pruned.config.neck.channels == 36
+    # 72 -> 36 kept, rounded to the 8-channel alignment: 40; SSH 3x3 branch 40 -> 28, aligned: 32
+    assert pruned.config.neck.channels == 40
     assert pruned.config.shuffle_groups == 1
-    assert pruned.config.context.levels[0].out3x3 == 40 - 12
+    assert pruned.config.context.levels[0].out3x3 == 32
 
 
 def _worker(storage, trials, delay):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 import tempfile
 import time
@@ -65,6 +66,20 @@ def _prepare(spec: str, backend: str, threads: int, workdir: Path) -> _Candidate
     return _Candidate(spec, net, run, size)
 
 
+def peak_gflops(threads: int, size: int = 1024, repeats: int = 5) -> float:
+    """This CPU's attainable fp32 GFLOP/s with ``threads`` threads: the best of a few large matrix products."""
+    torch.set_num_threads(threads)
+    a = torch.randn(size, size)
+    b = torch.randn(size, size)
+    torch.mm(a, b)
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
 def benchmark(
     models: list[str],
     size: int = 640,
@@ -82,6 +97,7 @@ def benchmark(
         raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     if threads < 1 or repeats < 1 or size < 32:
         raise ValueError("--threads and --repeats must be >= 1 and --size >= 32")
+    peak = peak_gflops(threads)
     torch.set_num_threads(threads)
     batch = np.random.default_rng(0).uniform(-120, 150, size=(1, 3, size, size)).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,6 +120,8 @@ def benchmark(
             "median_ms": round(statistics.median(t), 3),
             "min_ms": round(min(t), 3),
             "max_ms": round(max(t), 3),
+            # the time the model's FLOPs would take at this CPU's matrix-product rate: the compute floor
+            "roofline_ms": round(gflops(c.net, size) / peak * 1000, 3),
             "backend": backend,
             "threads": threads,
             "size": size,
@@ -113,11 +131,11 @@ def benchmark(
 
 
 def format_benchmark_table(rows: list[dict[str, Any]]) -> str:
-    head = f"{'model':<28}{'params':>10}{'GFLOPs':>9}{'bytes':>11}{'median ms':>11}{'min':>9}{'max':>9}"
+    head = f"{'model':<28}{'params':>10}{'GFLOPs':>9}{'bytes':>11}{'median ms':>11}{'min':>9}{'max':>9}{'roofline':>10}"
     lines = [head]
     for r in rows:
         lines.append(
             f"{r['model']:<28}{r['params']:>10,}{r['gflops']:>9.3f}{r['bytes']:>11,}"
-            f"{r['median_ms']:>11.2f}{r['min_ms']:>9.2f}{r['max_ms']:>9.2f}"
+            f"{r['median_ms']:>11.2f}{r['min_ms']:>9.2f}{r['max_ms']:>9.2f}{r['roofline_ms']:>10.2f}"
         )
     return "\n".join(lines)

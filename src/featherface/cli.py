@@ -77,15 +77,59 @@ def _collect_inputs(inputs: Sequence[str]) -> list[Path]:
     return paths
 
 
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+
+
+def _detect_video(detector, path: Path, args: argparse.Namespace, save_dir: Path | None) -> list[dict[str, Any]]:
+    import cv2
+    from tqdm import tqdm
+
+    from featherface.visualize import draw_detections
+
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise CommandError(f"{path}: not a readable video")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    writer = None
+    results = []
+    with tqdm(total=frames, desc=path.name, unit="frame") as bar:
+        index = 0
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            found = detector.detect(frame, size=args.size)
+            results.append(
+                {"image": f"{path}#frame={index}", "width": frame.shape[1], "height": frame.shape[0],
+                 "faces": found.faces()}
+            )  # fmt: skip
+            if save_dir is not None:
+                if writer is None:
+                    out = save_dir / f"{path.stem}.mp4"
+                    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, frame.shape[1::-1])
+                writer.write(draw_detections(frame, found))
+            index += 1
+            bar.update(1)
+    capture.release()
+    if writer is not None:
+        writer.release()
+    if not results:
+        raise CommandError(f"{path}: video has no readable frames")
+    return results
+
+
 def cmd_detect(args: argparse.Namespace) -> int:
     import cv2
+    from tqdm import tqdm
 
     from featherface.detection.api import Detector
     from featherface.detection.image import read_image
     from featherface.detection.postprocess import PostprocessConfig
     from featherface.visualize import draw_detections
 
-    paths = _collect_inputs(args.inputs)
+    videos = [Path(i) for i in args.inputs if Path(i).is_file() and Path(i).suffix.lower() in VIDEO_SUFFIXES]
+    paths = _collect_inputs([i for i in args.inputs if Path(i) not in videos]) if len(videos) < len(args.inputs) else []
     detector = Detector.load(
         args.model, device=args.device, threads=args.threads, postprocess_config=PostprocessConfig(args.conf, args.nms)
     )
@@ -93,17 +137,35 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if save_dir:
         save_dir.mkdir(parents=True, exist_ok=True)
     results = []
-    for path in paths:
+    # images of one size go through the network together; mixed sizes are never padded into one batch, so a
+    # face's result does not depend on its neighbours
+    pending: list[tuple[Path, Any]] = []
+
+    def flush() -> None:
+        found = detector.detect_batch([image for _, image in pending], size=args.size)
+        for (path, image), detections in zip(pending, found, strict=True):
+            results.append(
+                {"image": str(path), "width": image.shape[1], "height": image.shape[0], "faces": detections.faces()}
+            )
+            if save_dir:
+                out = save_dir / f"{path.stem}.jpg"
+                if not cv2.imwrite(str(out), draw_detections(image, detections)):
+                    raise CommandError(f"{out}: could not write the drawn image")
+        pending.clear()
+
+    for path in tqdm(paths, desc="detect", unit="img", disable=len(paths) < 2):
         image = read_image(path)
-        detections = detector.detect(image, size=args.size)
-        results.append(
-            {"image": str(path), "width": image.shape[1], "height": image.shape[0], "faces": detections.faces()}
-        )
-        print(f"{path}: {len(detections)} face(s)")
-        if save_dir:
-            out = save_dir / f"{path.stem}.jpg"
-            if not cv2.imwrite(str(out), draw_detections(image, detections)):
-                raise CommandError(f"{out}: could not write the drawn image")
+        if pending and (len(pending) >= args.batch_size or pending[0][1].shape != image.shape):
+            flush()
+        pending.append((path, image))
+    if pending:
+        flush()
+    for entry in results:
+        print(f"{entry['image']}: {len(entry['faces'])} face(s)")
+    for video in videos:
+        frames = _detect_video(detector, video, args, save_dir)
+        print(f"{video}: {len(frames)} frame(s), {sum(len(f['faces']) for f in frames)} face(s)")
+        results.extend(frames)
     _write_json(args.json, results)
     return 0
 
@@ -363,6 +425,14 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from featherface.pipeline import run_pipeline
+
+    report = run_pipeline(args.config, args.out)
+    _write_json(args.json, report)
+    return 0
+
+
 def cmd_show_batch(args: argparse.Namespace) -> int:
     from featherface.training.preview import write_batch_preview
 
@@ -400,8 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the figures to this JSON file")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("detect", help="detect faces in images and folders")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
+    p = sub.add_parser("detect", help="detect faces in images, folders and videos")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images, or videos")
     p.add_argument("--model", default="retinaface-mnet025", help=model_help + " (default retinaface-mnet025)")
     p.add_argument("--json", help="write detections to this JSON file")
     p.add_argument("--save-dir", help="write copies with boxes and landmarks drawn here")
@@ -410,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_positive_int, help="resize the long side to this (default: original size)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--threads", type=_positive_int, help="CPU threads")
+    p.add_argument("--batch-size", type=_positive_int, default=8, help="images of one size per forward pass")
     p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("export", help="export to ONNX (dynamic batch/H/W), checked against torch")
@@ -451,6 +522,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the summary to this JSON file")
     _add_training_options(p)
     p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("pipeline", help="the main job: teacher -> distil -> B-FPGM -> fine-tune -> report")
+    p.add_argument("--config", help="YAML file or preset (default: sample, the embedded set)")
+    p.add_argument("--out", required=True, help="run directory (resumable: rerun to continue)")
+    p.add_argument("--json", help="also write report.json's content here")
+    p.set_defaults(func=cmd_pipeline)
 
     p = sub.add_parser("show-batch", help="PNG grid of augmented training samples with boxes and landmarks")
     p.add_argument("--data", required=True, help="label.txt, WIDER FACE root, or sample / sample:train")

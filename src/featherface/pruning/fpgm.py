@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -16,14 +18,24 @@ def fpgm_importance(filters: Tensor) -> Tensor:
     return torch.cdist(flat, flat).sum(dim=1).float()
 
 
-def select_pruned(importance: Tensor, rate: float, balance: int = 1) -> Tensor:
-    """Bool mask ``(n,)`` of the channels to keep: in each of ``balance`` contiguous groups, the
-    ``floor(rate * group size)`` least important are dropped (at least one channel per group survives)."""
+def kept_per_group(per_group: int, rate: float, unit: int = 1) -> int:
+    """Channels a group keeps at ``rate``: ``per_group - floor(rate * per_group)``, rounded to the nearest
+    multiple of ``unit`` (vector-friendly widths run much faster in onnxruntime's blocked layouts)."""
+    keep = per_group - int(rate * per_group + 1e-9)
+    if unit > 1 and per_group >= unit:
+        keep = max(unit, min(per_group, unit * math.floor(keep / unit + 0.5)))
+    return max(1, keep)
+
+
+def select_pruned(importance: Tensor, rate: float, balance: int = 1, align: int = 1) -> Tensor:
+    """Bool mask ``(n,)`` of the channels to keep: in each of ``balance`` contiguous groups, the least
+    important are dropped so that the group keeps :func:`kept_per_group` channels (``align`` is the total
+    width's multiple, shared evenly by the groups; at least one channel per group survives)."""
     n = importance.shape[0]
     if n % balance:
         raise ValueError(f"{n} channels do not split into {balance} equal groups")
     per_group = n // balance
-    drop = min(int(rate * per_group + 1e-9), per_group - 1)
+    drop = per_group - kept_per_group(per_group, rate, max(1, align // balance))
     keep = torch.ones(n, dtype=torch.bool)
     if drop <= 0:
         return keep

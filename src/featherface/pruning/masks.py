@@ -31,12 +31,21 @@ def space_importance(net: DetectorNet, space: ChannelSpace) -> Tensor:
     return fpgm_importance(rows)
 
 
-def compute_masks(net: DetectorNet, rates: dict[str, float], spaces: list[ChannelSpace] | None = None) -> Masks:
+# Kept widths are multiples of this (NCHWc blocks are 8 wide on AVX2/NEON-class kernels, 16 on AVX-512).
+DEFAULT_CHANNEL_ALIGN = 8
+
+
+def compute_masks(
+    net: DetectorNet,
+    rates: dict[str, float],
+    spaces: list[ChannelSpace] | None = None,
+    align: int = DEFAULT_CHANNEL_ALIGN,
+) -> Masks:
     """Keep-masks for every space, dropping the least important filters at its layer group's rate."""
     masks = {}
     for space in spaces or channel_spaces(net):
         rate = rates.get(space.layer_group, 0.0)
-        masks[space.name] = select_pruned(space_importance(net, space), rate, space.balance)
+        masks[space.name] = select_pruned(space_importance(net, space), rate, space.balance, align)
     return masks
 
 

@@ -39,6 +39,7 @@ class PruneConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     trial_epochs: int = 1  # the short soft-pruned fine-tune that scores a trial
     trial_lr: float = 1e-3  # B-FPGM's trial pass: Adam at 1e-3
+    trial_repeats: int | None = None  # dataset repeats in a trial's pass (None: as in training)
     sfp_epochs: int = 10  # soft filter pruning at the chosen rates, masks recomputed each epoch
     mask: str = "hard"  # hard | smooth
     finetune_epochs: int = 10
@@ -122,6 +123,7 @@ def prune(
         trial_train = dataclasses.replace(
             train, epochs=config.trial_epochs, lr=config.trial_lr, optimizer="adamw", warmup_epochs=0,
             schedule="cosine", val=None, max_minutes=None, val_every=10**6,
+            dataset_repeats=config.trial_repeats or train.dataset_repeats,
         )  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
             Trainer(

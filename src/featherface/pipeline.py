@@ -1,0 +1,326 @@
+"""The main job: teacher -> phase 1 distillation -> phase 2 B-FPGM -> phase 3 fine-tune + hard prune, with an
+evaluation after every phase, ONNX export of the deployed model and a report (markdown, JSON, PNG).
+
+Resumable phase by phase: a finished phase leaves ``phase.json`` in its folder and is skipped on a rerun; an
+interrupted training phase continues from its ``trainer_state.pt``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from featherface.checkpoint import atomic_write_bytes, load_checkpoint
+from featherface.data.sample import resolve_dataset
+from featherface.detection.api import Detector
+from featherface.detection.image import read_image
+from featherface.models.detector_net import DetectorNet, count_parameters
+from featherface.models.zoo import ZOO, create_model
+from featherface.profiling import gflops
+from featherface.training.config import PRESETS, load_train_config, preset_path
+
+
+@dataclass
+class PipelineConfig:
+    data: str = "sample:train"
+    val: str = "sample:val"
+    teacher: str = "retinaface-mnet025"
+    student: str = "nano-b"
+    teacher_epochs: int = 40
+    distill_epochs: int = 30
+    benchmark_size: int = 640
+    benchmark_threads: int = 2
+    benchmark_repeats: int = 20
+
+
+def _read_yaml(source: str | Path) -> dict[str, Any]:
+    path = preset_path(str(source)) if str(source) in PRESETS else Path(source)
+    if not path.is_file():
+        raise ValueError(f"{source}: no such config file (or preset: {', '.join(PRESETS)})")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def load_pipeline_config(source: str | Path | None) -> PipelineConfig:
+    data = _read_yaml(source or "sample").get("pipeline") or {}
+    known = {f.name for f in dataclasses.fields(PipelineConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown pipeline option(s): {', '.join(unknown)}")
+    return PipelineConfig(**data)
+
+
+def _done(folder: Path) -> dict[str, Any] | None:
+    marker = folder / "phase.json"
+    return json.loads(marker.read_text()) if marker.is_file() else None
+
+
+def _finish(folder: Path, info: dict[str, Any]) -> dict[str, Any]:
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(folder / "phase.json", json.dumps(info, indent=1).encode())
+    return info
+
+
+def _say(message: str) -> None:
+    print(f"[pipeline] {message}", flush=True)
+
+
+def run_pipeline(config_source: str | Path | None, out_dir: str | Path) -> dict[str, Any]:
+    """Run (or resume) every phase into ``out_dir``; returns the report's JSON."""
+    from featherface.losses.distill import DistillConfig
+    from featherface.pruning.phases import finetune, load_prune_config, prune
+    from featherface.training.distill import DistillObjective
+    from featherface.training.trainer import Trainer
+
+    source = config_source or "sample"
+    pipe = load_pipeline_config(source)
+    train_data = _read_yaml(source).get("train") or {}
+    train = load_train_config(None, {**train_data, "data": pipe.data, "val": pipe.val})
+    prune_config = load_prune_config(source)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    val = resolve_dataset(pipe.val)
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+
+    def timed(name: str, t0: float) -> None:
+        timings[name] = round(time.monotonic() - t0, 1)
+
+    # phase 0: the teacher
+    t0 = time.monotonic()
+    teacher_dir = out / "0-teacher"
+    if pipe.teacher in ZOO and ZOO[pipe.teacher].weights is not None:
+        teacher = create_model(pipe.teacher)
+        teacher_spec = pipe.teacher
+        _say(f"phase 0: teacher = {pipe.teacher} (shipped weights)")
+    else:
+        if _done(teacher_dir) is None:
+            _say(f"phase 0: training the teacher {pipe.teacher}")
+            teacher_train = dataclasses.replace(train, epochs=pipe.teacher_epochs, model=pipe.teacher)
+            resume = (teacher_dir / "trainer_state.pt").is_file()
+            Trainer(create_model(pipe.teacher), teacher_train, teacher_dir, resume=resume).fit()
+            _finish(teacher_dir, {"teacher": pipe.teacher})
+        teacher, _ = load_checkpoint(teacher_dir)
+        teacher_spec = str(teacher_dir)
+    timed("teacher", t0)
+
+    # phase 1: distillation
+    t0 = time.monotonic()
+    distill_dir = out / "1-distill"
+    if _done(distill_dir) is None:
+        _say(f"phase 1: distilling {pipe.teacher} into {pipe.student}")
+        distill_train = dataclasses.replace(train, epochs=pipe.distill_epochs, model=pipe.student)
+        student = create_model(pipe.student)
+        objective = DistillObjective(teacher, student, distill_train, DistillConfig())
+        resume = (distill_dir / "trainer_state.pt").is_file()
+        Trainer(student, distill_train, distill_dir, resume=resume, objective=objective, val_annotations=val).fit()
+        _finish(distill_dir, {"teacher": teacher_spec})
+    timed("distill", t0)
+
+    # phase 2: B-FPGM
+    t0 = time.monotonic()
+    prune_dir = out / "2-prune"
+    if _done(prune_dir) is None:
+        _say("phase 2: B-FPGM (Bayesian-optimised rates, soft filter pruning)")
+        distilled, _ = load_checkpoint(distill_dir)
+        summary = prune(distilled, train, prune_config, prune_dir, val, teacher=teacher)
+        _finish(prune_dir, {"rates": summary["rates"], "params_pruned": summary["params_pruned"]})
+    timed("prune", t0)
+
+    # phase 3: fine-tune + hard prune
+    t0 = time.monotonic()
+    finetune_dir = out / "3-finetune"
+    if _done(finetune_dir) is None:
+        _say("phase 3: fine-tune with fixed masks, then hard pruning")
+        summary = finetune(prune_dir, train, prune_config, finetune_dir, val, teacher=teacher)
+        _finish(finetune_dir, summary)
+    timed("finetune", t0)
+
+    _say("evaluation, export, benchmark and report")
+    t0 = time.monotonic()
+    report = _report(pipe, out, teacher_spec, val)
+    timed("report", t0)
+    report["timings_s"] = {**timings, "total": round(time.monotonic() - started, 1)}
+    atomic_write_bytes(out / "report.json", json.dumps(report, indent=1).encode())
+    atomic_write_bytes(out / "report.md", _markdown(report).encode())
+    _say(f"done in {report['timings_s']['total'] / 60:.1f} min: {out / 'report.md'}")
+    return report
+
+
+def _phase_models(pipe: PipelineConfig, out: Path, teacher_spec: str) -> dict[str, str]:
+    return {
+        f"teacher ({pipe.teacher})": teacher_spec,
+        "phase 1: distilled": str(out / "1-distill" / "best.safetensors"),
+        "phase 2: soft-pruned": str(out / "2-prune" / "soft_pruned.safetensors"),
+        "phase 3: deployed": str(out / "3-finetune" / "deployed.safetensors"),
+    }
+
+
+def _net(spec: str) -> DetectorNet:
+    return create_model(spec) if spec in ZOO else load_checkpoint(spec)[0]
+
+
+def _report(pipe: PipelineConfig, out: Path, teacher_spec: str, val: list) -> dict[str, Any]:
+    from featherface.benchmark import benchmark
+    from featherface.evaluation.plots import plot_pr_curves
+    from featherface.evaluation.runner import evaluate_detector
+    from featherface.export.onnx import export_onnx
+    from featherface.pruning.masks import apply_masks
+    from featherface.pruning.phases import load_masks
+
+    plots = out / "plots"
+    plots.mkdir(exist_ok=True)
+    models = _phase_models(pipe, out, teacher_spec)
+    phases: dict[str, dict[str, Any]] = {}
+    curves = {}
+    for label, spec in models.items():
+        net = _net(spec)
+        if "soft-pruned" in label:  # its zeroed filters still take part in CBAM's reductions unless masked
+            apply_masks(net, load_masks(out / "2-prune" / "masks.safetensors"))
+        result, _ = evaluate_detector(Detector.from_net(net, device="cpu"), val, progress=False)
+        phases[label] = {
+            "model": spec,
+            "params": count_parameters(net),
+            "gflops": round(gflops(net, pipe.benchmark_size), 4),
+            **{k: result.to_dict()[k] for k in ("ap", "ap75", "ap50_95", "recall", "nme")},
+        }
+        curves[label] = (result.pr_recall, result.pr_precision, result.ap)
+    plot_pr_curves(curves, plots / "pr_curves.png", f"{pipe.val} (sample-set figures)")
+    # the run directory itself resolves to the deployed model (`featherface detect --model RUN`)
+    for suffix in (".safetensors", ".json"):
+        source = (out / "3-finetune" / "deployed").with_suffix(suffix)
+        atomic_write_bytes((out / "deployed").with_suffix(suffix), source.read_bytes())
+    deployed_spec = str(out / "deployed.safetensors")
+    models["phase 3: deployed"] = deployed_spec
+    onnx_path = export_onnx(_net(deployed_spec), out / "deployed.onnx")
+    bench_specs = ["retinaface-mnet025", pipe.student, models["phase 1: distilled"], deployed_spec]
+    rows = benchmark(bench_specs, pipe.benchmark_size, "onnxruntime", pipe.benchmark_threads, pipe.benchmark_repeats)
+    latency = {spec: row for spec, row in zip(bench_specs, rows, strict=True)}
+    reference_ms = latency["retinaface-mnet025"]["median_ms"]
+    for label, spec in models.items():
+        row = latency.get(spec) or (latency[models["phase 1: distilled"]] if "soft" in label else None)
+        if row is not None:
+            phases[label]["latency_ms"] = row["median_ms"]
+            phases[label]["latency_vs_retinaface"] = round(row["median_ms"] / reference_ms, 3)
+    _plot_phases(phases, plots / "phases.png")
+    _draw_val_detections(deployed_spec, val, plots / "detections_val.png")
+    for name in ("bo_convergence.png", "rates.png"):
+        source = out / "2-prune" / name
+        if source.is_file():
+            atomic_write_bytes(plots / name, source.read_bytes())
+    rates = json.loads((out / "2-prune" / "rates.json").read_text())
+    return {
+        "data": pipe.data,
+        "val": pipe.val,
+        "sample_set_figures": pipe.val.startswith("sample"),
+        "phases": phases,
+        "rates": rates["rates"],
+        "bo_trials": len(rates["trials"]),
+        "deployed": {"checkpoint": deployed_spec, "onnx": str(onnx_path), "bytes": Path(deployed_spec).stat().st_size},
+        "benchmark": {"backend": "onnxruntime", "size": pipe.benchmark_size, "threads": pipe.benchmark_threads,
+                      "rows": rows},
+    }  # fmt: skip
+
+
+def _plot_phases(phases: dict[str, dict[str, Any]], path: Path) -> None:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [label.replace(": ", ":\n") for label in phases]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), dpi=110)
+    panels = [
+        ("params", "parameters", 1.0),
+        ("ap50_95", "AP@[.5:.95] (val)", 1.0),
+        ("latency_ms", "ms (onnxruntime)", 1.0),
+    ]
+    for ax, (key, title, _) in zip(axes, panels, strict=True):
+        values = [row.get(key) or 0 for row in phases.values()]
+        ax.bar(labels, values, color=["0.6", "C0", "C1", "C2"][: len(values)])
+        ax.set_title(title)
+        ax.tick_params(axis="x", labelsize=7)
+        for i, v in enumerate(values):
+            ax.text(i, v, f"{v:,.3g}" if key != "params" else f"{v:,}", ha="center", va="bottom", fontsize=7)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _draw_val_detections(spec: str, val: list, path: Path) -> None:
+    import cv2
+    import numpy as np
+
+    from featherface.visualize import draw_detections
+
+    detector = Detector.load(spec, device="cpu")
+    tiles = []
+    for ann in val[:6]:
+        image = read_image(ann.path)
+        drawn = draw_detections(image, detector.detect(image))
+        scale = 360 / drawn.shape[0]
+        tiles.append(cv2.resize(drawn, (round(drawn.shape[1] * scale), 360)))
+    strip = np.concatenate(tiles, axis=1) if tiles else np.zeros((360, 360, 3), np.uint8)
+    ok, encoded = cv2.imencode(".png", strip)
+    if ok:
+        atomic_write_bytes(path, encoded.tobytes())
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    sample = report["sample_set_figures"]
+    lines = ["# featherface pipeline report", ""]
+    if sample:
+        lines += [
+            f"**Sample-set figures.** AP and NME are measured on `{report['val']}` (a handful of photos), after "
+            f"training on `{report['data']}`. They show that each phase works, not how the models do on WIDER FACE.",
+            "",
+        ]
+    lines += [
+        "| phase | params | GFLOPs (640²) | AP@0.5 | AP@[.5:.95] | NME | latency ms (ORT) | vs RetinaFace |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, row in report["phases"].items():
+        nme = "n/a" if row["nme"] is None else f"{row['nme']:.4f}"
+        latency = row.get("latency_ms")
+        lat = f"{latency:.2f}" if latency is not None else "-"
+        ratio = f"{row['latency_vs_retinaface']:.2f}x" if latency is not None else "-"
+        lines.append(
+            f"| {label} | {row['params']:,} | {row['gflops']:.3f} | {row['ap']:.4f} | {row['ap50_95']:.4f} | {nme} | "
+            f"{lat} | {ratio} |"
+        )
+    b = report["benchmark"]
+    lines += [
+        "",
+        f"Latency: onnxruntime, 1x3x{b['size']}x{b['size']}, {b['threads']} threads, median of interleaved repeats "
+        "in one run (`featherface benchmark`); the soft-pruned model has the distilled model's shape, hence its time.",
+        "",
+        "## B-FPGM rates (fraction of filters pruned per layer group)",
+        "",
+        "| group | rate |",
+        "|---|---:|",
+    ]
+    lines += [f"| {g} | {r:.3f} |" for g, r in report["rates"].items()]
+    lines += [
+        "",
+        f"{report['bo_trials']} Bayesian-optimisation trials (Optuna GP sampler); see `plots/bo_convergence.png` "
+        "and `plots/rates.png`.",
+        "",
+        "## Files",
+        "",
+        f"- deployed model: `{report['deployed']['checkpoint']}` ({report['deployed']['bytes']:,} bytes) and "
+        f"`{report['deployed']['onnx']}`",
+        "- `plots/phases.png`: parameters, AP and latency per phase; `plots/pr_curves.png`: PR curves per phase;",
+        "  `plots/detections_val.png`: the deployed model on the validation photos.",
+        "",
+        "Phase timings (s): " + ", ".join(f"{k} {v}" for k, v in report.get("timings_s", {}).items()),
+    ]
+    return "\n".join(lines) + "\n"

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from featherface.benchmark import _load_net
+from featherface.checkpoint import load_model
 from featherface.export.onnx import export_onnx
 
 GROUPS = ("backbone", "attention_in", "neck", "attention_out", "context", "shuffle", "heads")
@@ -61,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for i, spec in enumerate(args.models):
-            path = Path(spec) if spec.endswith(".onnx") else export_onnx(_load_net(spec), Path(tmp) / f"{i}.onnx")
+            path = Path(spec) if spec.endswith(".onnx") else export_onnx(load_model(spec), Path(tmp) / f"{i}.onnx")
             times = profile(path, args.size, args.threads, args.runs)
             parts = "  ".join(f"{g} {t:.2f}" for g, t in times.items())
             print(f"{spec}: total {sum(times.values()):.2f} ms  |  {parts}")

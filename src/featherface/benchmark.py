@@ -14,11 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from featherface.checkpoint import load_checkpoint, resolve_checkpoint
+from featherface.checkpoint import load_model, resolve_checkpoint
 from featherface.detection.runners import OnnxRunner
 from featherface.export.onnx import export_onnx
 from featherface.models.detector_net import DetectorNet, count_parameters
-from featherface.models.zoo import ZOO, create_model
 from featherface.profiling import gflops
 
 BACKENDS = ("torch", "onnxruntime")
@@ -32,15 +31,6 @@ class _Candidate:
     bytes: int
 
 
-def _load_net(spec: str) -> DetectorNet:
-    if spec in ZOO:
-        return create_model(spec)
-    if spec.endswith(".onnx"):
-        raise ValueError(f"{spec}: give the .onnx with --backend onnxruntime")
-    net, _ = load_checkpoint(spec)
-    return net
-
-
 def _weights_bytes(net: DetectorNet) -> int:
     return sum(t.numel() * t.element_size() for t in net.state_dict().values())
 
@@ -52,11 +42,11 @@ def _prepare(spec: str, backend: str, threads: int, workdir: Path) -> _Candidate
             net = DetectorNet(runner.config)
             path = Path(spec)
         else:
-            net = _load_net(spec)
+            net = load_model(spec)
             path = export_onnx(net, workdir / f"{len(list(workdir.iterdir()))}.onnx")
             runner = OnnxRunner(path, threads)
         return _Candidate(spec, net, runner, path.stat().st_size)
-    net = _load_net(spec).eval()
+    net = load_model(spec).eval()
 
     def run(batch: np.ndarray) -> Any:
         with torch.inference_mode():

@@ -141,3 +141,15 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if path.suffix != ".safetensors":
         raise CheckpointError(f"{path}: expected a .safetensors checkpoint")
     return path
+
+
+def load_model(spec: str | Path) -> DetectorNet:
+    """A torch model from a zoo name (with its shipped weights), a ``.safetensors`` checkpoint or a run directory."""
+    from featherface.models.zoo import ZOO, create_model
+
+    if str(spec) in ZOO:
+        return create_model(str(spec))
+    if str(spec).endswith(".onnx"):
+        raise CheckpointError(f"{spec}: an ONNX file runs in onnxruntime only; this needs a torch model")
+    net, _ = load_checkpoint(spec)
+    return net

@@ -45,12 +45,12 @@ def _unit_float(text: str) -> float:
 
 # ---------------------------------------------------------------------------------------------- info
 def cmd_info(args: argparse.Namespace) -> int:
-    from featherface.benchmark import _load_net
+    from featherface.checkpoint import load_model
     from featherface.detection.runners import OnnxRunner
     from featherface.models.detector_net import DetectorNet
     from featherface.profiling import format_info_table, model_info
 
-    net = DetectorNet(OnnxRunner(args.model).config) if args.model.endswith(".onnx") else _load_net(args.model)
+    net = DetectorNet(OnnxRunner(args.model).config) if args.model.endswith(".onnx") else load_model(args.model)
     info = model_info(net, args.size)
     info["model"] = args.model
     print(format_info_table(info))
@@ -172,12 +172,12 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------------------------- export
 def cmd_export(args: argparse.Namespace) -> int:
-    from featherface.benchmark import _load_net
+    from featherface.checkpoint import load_model
     from featherface.export.onnx import export_onnx
 
     if not args.out.endswith(".onnx"):
         raise CommandError(f"--out {args.out}: the file name must end in .onnx")
-    path = export_onnx(_load_net(args.model), args.out)
+    path = export_onnx(load_model(args.model), args.out)
     print(f"wrote {path} ({path.stat().st_size:,} bytes), onnxruntime matches torch")
     return 0
 
@@ -310,22 +310,13 @@ def _training_config(args: argparse.Namespace, data_arg: str):
     return load_train_config(source, overrides)
 
 
-def _model_for_training(spec: str):
-    from featherface.checkpoint import load_checkpoint
-    from featherface.models.zoo import ZOO, create_model
-
-    if spec in ZOO:
-        return create_model(spec)
-    net, _ = load_checkpoint(spec)
-    return net
-
-
 def cmd_train(args: argparse.Namespace) -> int:
+    from featherface.checkpoint import load_model
     from featherface.training.trainer import Trainer
 
     config = _training_config(args, "data")
     config.model = args.model
-    net = _model_for_training(args.model)
+    net = load_model(args.model)
     result = Trainer(net, config, args.out, resume=args.resume).fit()
     print(
         f"trained {result.epochs_done} epoch(s); checkpoints in {result.out_dir} (best.safetensors, last.safetensors)"
@@ -334,6 +325,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
+    from featherface.checkpoint import load_model
     from featherface.data.sample import resolve_distillation_data
     from featherface.losses.distill import DistillConfig
     from featherface.training.distill import DistillObjective
@@ -348,8 +340,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
     if not labelled:
         print(f"{args.data}: unlabelled images, distilling from teacher targets only (alpha = 1)")
     distill_config = DistillConfig(temperature=args.temperature, alpha=alpha)
-    teacher = _model_for_training(args.teacher)
-    student = _model_for_training(args.student)
+    teacher = load_model(args.teacher)
+    student = load_model(args.student)
     objective = DistillObjective(teacher, student, config, distill_config)
     trainer = Trainer(student, config, args.out, resume=args.resume, objective=objective, train_annotations=annotations)
     result = trainer.fit()
@@ -358,11 +350,13 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 
 def _load_teacher(spec: str | None):
+    from featherface.checkpoint import load_model
+
     if spec is None:
         return None
     if str(spec).endswith(".onnx"):
         raise CommandError("--teacher: needs a torch model (zoo name, checkpoint or run dir), not ONNX")
-    return _model_for_training(spec)
+    return load_model(spec)
 
 
 def _prune_config(args: argparse.Namespace):
@@ -387,6 +381,7 @@ def _prune_config(args: argparse.Namespace):
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    from featherface.checkpoint import load_model
     from featherface.data.sample import resolve_dataset
     from featherface.pruning.phases import prune
 
@@ -398,7 +393,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         args.val = "sample:val"
     train = _training_config(args, "data")
     config = _prune_config(args)
-    net = _model_for_training(args.model)
+    net = load_model(args.model)
     teacher = _load_teacher(args.teacher)
     summary = prune(net, train, config, args.out, resolve_dataset(args.val), teacher=teacher, storage=args.storage)
     print(

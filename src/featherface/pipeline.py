@@ -16,11 +16,11 @@ from typing import Any
 
 import yaml
 
-from featherface.checkpoint import atomic_write_bytes, load_checkpoint
+from featherface.checkpoint import atomic_write_bytes, load_checkpoint, load_model
 from featherface.data.sample import resolve_dataset
 from featherface.detection.api import Detector
 from featherface.detection.image import read_image
-from featherface.models.detector_net import DetectorNet, count_parameters
+from featherface.models.detector_net import count_parameters
 from featherface.models.zoo import ZOO, create_model
 from featherface.profiling import gflops
 from featherface.training.config import PRESETS, load_train_config, preset_path
@@ -161,10 +161,6 @@ def _phase_models(pipe: PipelineConfig, out: Path, teacher_spec: str) -> dict[st
     }
 
 
-def _net(spec: str) -> DetectorNet:
-    return create_model(spec) if spec in ZOO else load_checkpoint(spec)[0]
-
-
 def _report(pipe: PipelineConfig, out: Path, teacher_spec: str, val: list) -> dict[str, Any]:
     from featherface.benchmark import benchmark
     from featherface.evaluation.plots import plot_pr_curves
@@ -179,7 +175,7 @@ def _report(pipe: PipelineConfig, out: Path, teacher_spec: str, val: list) -> di
     phases: dict[str, dict[str, Any]] = {}
     curves = {}
     for label, spec in models.items():
-        net = _net(spec)
+        net = load_model(spec)
         if "soft-pruned" in label:  # its zeroed filters still take part in CBAM's reductions unless masked
             apply_masks(net, load_masks(out / "2-prune" / "masks.safetensors"))
         result, _ = evaluate_detector(Detector.from_net(net, device="cpu"), val, progress=False)
@@ -197,7 +193,7 @@ def _report(pipe: PipelineConfig, out: Path, teacher_spec: str, val: list) -> di
         atomic_write_bytes((out / "deployed").with_suffix(suffix), source.read_bytes())
     deployed_spec = str(out / "deployed.safetensors")
     models["phase 3: deployed"] = deployed_spec
-    onnx_path = export_onnx(_net(deployed_spec), out / "deployed.onnx")
+    onnx_path = export_onnx(load_model(deployed_spec), out / "deployed.onnx")
     bench_specs = ["retinaface-mnet025", pipe.student, models["phase 1: distilled"], deployed_spec]
     rows = benchmark(bench_specs, pipe.benchmark_size, "onnxruntime", pipe.benchmark_threads, pipe.benchmark_repeats)
     latency = {spec: row for spec, row in zip(bench_specs, rows, strict=True)}

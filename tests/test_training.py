@@ -163,3 +163,20 @@ def test_ddp_two_gloo_processes_match_one_process(tmp_path):
     for a, b in zip(one, two, strict=True):
         assert abs(a - b) / a < 0.05, (one, two)
     assert json.loads((tmp_path / "two" / "last.json").read_text())["metadata"]["epoch"] == 2
+
+
+def test_batchnorm_recalibration_measures_the_calibration_batches():
+    from featherface.data.dataset import FaceDataset
+    from featherface.data.sample import load_sample
+    from featherface.training.trainer import recalibrate_batchnorm
+
+    config = small_config(batch_size=6)
+    net = create_model("nano-b")
+    annotations = load_sample("train")
+    recalibrate_batchnorm(net, annotations, config, batches=1)
+    dataset = FaceDataset(annotations, config.augment, train=False)
+    images = torch.stack([dataset[i][0] for i in range(len(dataset))])
+    with torch.no_grad():
+        stem_out = net.backbone.stem.conv(images)
+    torch.testing.assert_close(net.backbone.stem.bn.running_mean, stem_out.mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-3)
+    assert net.backbone.stem.bn.momentum == 0.1  # restored

@@ -231,7 +231,7 @@ def _plot_phases(phases: dict[str, dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [label.replace(": ", ":\n") for label in phases]
+    labels = [label.replace(": ", ":\n").replace(" (", "\n(") for label in phases]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), dpi=110)
     panels = [
         ("params", "parameters", 1.0),

@@ -69,6 +69,15 @@ class LabelReport:
         return "; ".join(f"{n} x {reason} (first at {self.first_seen[reason]})" for reason, n in self.skipped.items())
 
 
+def check_box_size(x: float, y: float, w: float, h: float) -> None:
+    """ValueError unless the box has a positive size, also once stored as float32 corners."""
+    if w <= 0 or h <= 0:
+        raise ValueError(f"box of non-positive size {w:g} x {h:g}")
+    # a size lost to float32 rounding at huge coordinates is no box either
+    if not (np.float32(x + w) > np.float32(x) and np.float32(y + h) > np.float32(y)):
+        raise ValueError(f"box size {w:g} x {h:g} vanishes at coordinates ({x:g}, {y:g})")
+
+
 def _parse_face(values: list[str]) -> tuple[list[float], list[float] | None]:
     """Box ``[x1, y1, x2, y2]`` and landmark ``[x, y] * 5`` (None if absent) of one line, or ValueError."""
     if len(values) not in _ACCEPTED_COLUMNS:
@@ -77,8 +86,7 @@ def _parse_face(values: list[str]) -> tuple[list[float], list[float] | None]:
     if not all(math.isfinite(v) for v in numbers):
         raise ValueError("non-finite number")
     x, y, w, h = numbers[:4]
-    if w <= 0 or h <= 0:
-        raise ValueError(f"box of non-positive size {w:g} x {h:g}")
+    check_box_size(x, y, w, h)
     landmarks = None
     if len(numbers) >= 4 + _LANDMARK_COLUMNS:
         points = [numbers[4 + 3 * i : 4 + 3 * i + 2] for i in range(5)]

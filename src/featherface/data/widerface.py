@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from featherface.data.labels import ImageAnnotation, LabelError, LabelReport
+from featherface.data.labels import ImageAnnotation, LabelError, LabelReport, check_box_size
 
 _INVALID_COLUMN = 7
 
@@ -67,7 +67,9 @@ def parse_wider_split(
             if len(values) > _INVALID_COLUMN and values[_INVALID_COLUMN] == 1:
                 report.add("face marked invalid", f"{split_file}:{lineno}")
                 continue
-            if w <= 0 or h <= 0:
+            try:
+                check_box_size(x, y, w, h)
+            except ValueError:
                 problem("box of non-positive size", lineno)
                 continue
             boxes.append([x, y, x + w, y + h])

@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from featherface.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from featherface.data.sample import resolve_dataset
 from featherface.models.detector_net import DetectorNet, count_parameters
 from featherface.pruning.groups import LAYER_GROUPS, channel_spaces
 from featherface.pruning.hard import hard_prune
@@ -28,7 +29,7 @@ from featherface.pruning.masks import Masks, apply_masks, clear_cbam_masks, comp
 from featherface.pruning.plots import plot_convergence, plot_rates
 from featherface.pruning.search import SearchConfig, completed_trials, pruned_parameter_count, run_search
 from featherface.training.config import TrainConfig
-from featherface.training.trainer import TaskObjective, Trainer, validation_loss
+from featherface.training.trainer import TaskObjective, Trainer, recalibrate_batchnorm, validation_loss
 
 # Hard-pruned outputs must equal the masked network's to this (SPEC section 6).
 DEPLOY_TOLERANCE = 1e-4
@@ -117,6 +118,7 @@ def prune(
     out_dir.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
     unpruned = count_parameters(net)
+    train_annotations = resolve_dataset(train.data, strict=train.strict)
 
     def evaluate(candidate: DetectorNet, masks: Masks) -> dict[str, float]:
         apply_masks(candidate, masks)
@@ -131,6 +133,7 @@ def prune(
                 val_annotations=[], quiet=True,
             ).fit()  # fmt: skip
         apply_masks(candidate, masks)  # the short pass may regrow pruned filters: score the pruned network
+        recalibrate_batchnorm(candidate, train_annotations, train)
         return {"val_loss": validation_loss(candidate, val_annotations, train)}
 
     def progress(number: int, info: dict[str, Any]) -> None:

@@ -290,6 +290,21 @@ class Trainer:
             self._say(f"time budget of {c.max_minutes} min reached after epoch {epoch}: evaluated and saved")
         return TrainResult(epoch, self.best_metric, stopped_by_budget, self.out_dir)
 
+    def _tensorboard(self, epoch: int, row: dict[str, Any]) -> None:
+        """Mirror the CSV row to TensorBoard when the ``tensorboard`` package is installed (optional)."""
+        if not hasattr(self, "_writer"):
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._writer = SummaryWriter(str(self.out_dir / "tensorboard"))
+            except ImportError:
+                self._writer = None
+        if self._writer is not None:
+            for key, value in row.items():
+                if key != "epoch" and isinstance(value, int | float):
+                    self._writer.add_scalar(key, value, epoch)
+            self._writer.flush()
+
     def _say(self, message: str) -> None:
         if self.verbose:
             tqdm.write(message)
@@ -306,6 +321,7 @@ class Trainer:
         extra = getattr(self.objective, "log_values", None)
         if callable(extra):
             row.update(extra())
+        self._tensorboard(epoch, row)
         new = not path.exists()
         with open(path, "a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(row))
@@ -333,3 +349,29 @@ def validation_loss(
         batches += 1
     net.train(was_training)
     return total / max(batches, 1)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(net: DetectorNet, annotations: list, config: TrainConfig, batches: int = 4) -> None:
+    """Re-estimate every BatchNorm's running statistics on ``batches`` letterboxed training batches.
+
+    A pruned sub-network inherits statistics measured on the full one, so scoring it as is measures the mismatch
+    more than the sub-network (EagleEye, Li et al. 2020: adaptive BN makes sub-net scores track final accuracy).
+    """
+    device = next(net.parameters()).device
+    dataset = FaceDataset(annotations, config.augment, train=False, seed=config.seed)
+    loader = DataLoader(dataset, batch_size=max(1, config.batch_size), shuffle=False, num_workers=0, collate_fn=collate)
+    norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration batches
+    was_training = net.training
+    net.train()
+    for i, (images, _) in enumerate(loader):
+        if i >= batches:
+            break
+        net(images.to(device))
+    for m, momentum in zip(norms, saved, strict=True):
+        m.momentum = momentum
+    net.train(was_training)

@@ -151,5 +151,9 @@ def load_model(spec: str | Path) -> DetectorNet:
         return create_model(str(spec))
     if str(spec).endswith(".onnx"):
         raise CheckpointError(f"{spec}: an ONNX file runs in onnxruntime only; this needs a torch model")
+    if not Path(spec).exists():
+        raise CheckpointError(
+            f"{spec}: no such model: give a zoo name ({', '.join(ZOO)}), a .safetensors checkpoint or a run directory"
+        )
     net, _ = load_checkpoint(spec)
     return net

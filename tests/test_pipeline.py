@@ -61,3 +61,17 @@ def test_pipeline_runs_every_phase_and_resumes(tmp_path, capsys):
     assert main(["pipeline", "--config", str(config), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "phase 1: distilling" not in printed and "phase 2: B-FPGM" not in printed
+
+
+@pytest.mark.slow
+def test_pipeline_trains_a_featherface_v1_teacher_first(tmp_path):
+    config = tmp_path / "tiny_v1.yaml"
+    config.write_text(TINY.replace("teacher: retinaface-mnet025", "teacher: featherface-v1\n  teacher_epochs: 1"))
+    out = tmp_path / "run"
+    assert main(["pipeline", "--config", str(config), "--out", str(out)]) == 0
+    teacher, meta = load_checkpoint(out / "0-teacher")
+    assert teacher.config.name == "featherface-v1" and meta["epoch"] == 1
+    report = json.loads((out / "report.json").read_text())
+    assert "teacher (featherface-v1)" in report["phases"]
+    assert report["phases"]["teacher (featherface-v1)"]["latency_ms"] > 0
+    assert (out / "deployed.safetensors").is_file()

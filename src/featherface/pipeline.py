@@ -194,7 +194,8 @@ def _report(pipe: PipelineConfig, out: Path, teacher_spec: str, val: list) -> di
     deployed_spec = str(out / "deployed.safetensors")
     models["phase 3: deployed"] = deployed_spec
     onnx_path = export_onnx(load_model(deployed_spec), out / "deployed.onnx")
-    bench_specs = ["retinaface-mnet025", pipe.student, models["phase 1: distilled"], deployed_spec]
+    bench_specs = list(dict.fromkeys(["retinaface-mnet025", teacher_spec, pipe.student, models["phase 1: distilled"],
+                                      deployed_spec]))  # fmt: skip
     rows = benchmark(bench_specs, pipe.benchmark_size, "onnxruntime", pipe.benchmark_threads, pipe.benchmark_repeats)
     latency = {spec: row for spec, row in zip(bench_specs, rows, strict=True)}
     reference_ms = latency["retinaface-mnet025"]["median_ms"]
@@ -281,7 +282,8 @@ def _markdown(report: dict[str, Any]) -> str:
             "",
         ]
     lines += [
-        "| phase | params | GFLOPs (640²) | AP@0.5 | AP@[.5:.95] | NME | latency ms (ORT) | vs RetinaFace |",
+        f"| phase | params | GFLOPs ({report['benchmark']['size']}²) | AP@0.5 | AP@[.5:.95] | NME | latency ms (ORT) "
+        "| vs RetinaFace |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, row in report["phases"].items():

@@ -1,8 +1,12 @@
-"""BO-found rates vs one uniform rate at (about) the same parameter count, from a pipeline run.
+"""Re-run phases 2b-3 of a pipeline run with other choices and compare with its deployed model.
 
-Takes RUN (a `featherface pipeline` output), finds the uniform rate whose hard-pruned model has the parameter
-count closest to RUN's deployed model, runs the same soft pruning and fine-tuning from RUN's distilled model
-with that rate, and prints both models' validation figures. Usage: python benchmarks/uniform_vs_bo.py RUN
+From RUN's distilled model, run the same soft filter pruning and fine-tuning with
+- ``--rates bo`` (RUN's BO-found rates) or ``--rates uniform`` (one rate for every group, the one whose hard-pruned
+  model has the parameter count closest to RUN's deployed model), and
+- ``--mask hard`` or ``--mask smooth`` (sigmoid masks with a decaying temperature),
+then print both models' validation figures (sample-set figures on the sample set).
+
+Usage: python benchmarks/compare_pruning.py RUN [--rates uniform|bo] [--mask hard|smooth]
 """
 
 from __future__ import annotations
@@ -32,27 +36,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("run")
     parser.add_argument("--config", default="sample")
+    parser.add_argument("--rates", choices=["uniform", "bo"], default="uniform")
+    parser.add_argument("--mask", choices=["hard", "smooth"], default="hard")
     args = parser.parse_args()
     run = Path(args.run)
     pipe = load_pipeline_config(args.config)
     train = load_train_config(None, {**(_read_yaml(args.config).get("train") or {}), "data": pipe.data})
     prune_config = load_prune_config(args.config)
+    prune_config.mask = args.mask
     teacher = load_model(pipe.teacher)
     val = resolve_dataset(pipe.val)
     distilled, _ = load_checkpoint(run / "1-distill" / "best.safetensors")
     target = count_parameters(load_model(str(run / "3-finetune" / "deployed.safetensors")))
-    best = min(
-        (
-            abs(
-                pruned_parameter_count(distilled, compute_masks(distilled, dict.fromkeys(LAYER_GROUPS, r / 100)))
-                - target
-            ),
-            r,
+    if args.rates == "bo":
+        rates = json.loads((run / "2-prune" / "rates.json").read_text())["rates"]
+        label = f"BO rates, {args.mask} masks"
+    else:
+        best = min(
+            (
+                abs(
+                    pruned_parameter_count(distilled, compute_masks(distilled, dict.fromkeys(LAYER_GROUPS, r / 100)))
+                    - target
+                ),
+                r,
+            )
+            for r in range(20, 80)
         )
-        for r in range(20, 80)
-    )
-    rate = best[1] / 100
-    rates = dict.fromkeys(LAYER_GROUPS, rate)
+        rates = dict.fromkeys(LAYER_GROUPS, best[1] / 100)
+        label = f"uniform {best[1] / 100:.2f}, {args.mask} masks"
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         net = copy.deepcopy(distilled)
@@ -67,14 +78,12 @@ def main() -> None:
         save_checkpoint(net, prune_dir / "soft_pruned.safetensors")
         save_masks(masks, prune_dir / "masks.safetensors")
         summary = finetune(prune_dir, train, prune_config, tmp / "ft", val, teacher=teacher)
-        uniform, _ = load_checkpoint(summary["deployed"])
+        variant, _ = load_checkpoint(summary["deployed"])
         results = {}
-        for label, model in (
-            ("BO rates", load_model(str(run / "3-finetune" / "deployed.safetensors"))),
-            (f"uniform {rate:.2f}", uniform),
-        ):
+        pipeline_model = load_model(str(run / "3-finetune" / "deployed.safetensors"))
+        for name, model in (("pipeline (BO rates, hard masks)", pipeline_model), (label, variant)):
             result, _ = evaluate_detector(Detector.from_net(model, device="cpu"), val, progress=False)
-            results[label] = {
+            results[name] = {
                 "params": count_parameters(model),
                 **{k: result.to_dict()[k] for k in ("ap", "ap50_95", "nme")},
             }

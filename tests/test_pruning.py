@@ -210,3 +210,30 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
     trials = _complete(storage)
     assert 8 <= len(trials) <= 9  # a worker may finish the trial it began as the other reached the budget
     assert len({t.user_attrs["worker"] for t in trials}) == 2
+
+
+@pytest.mark.slow
+def test_prune_command_resumes_its_study_and_finetune_deploys(tmp_path, capsys):
+    from featherface.cli import main
+
+    from .test_pipeline import TINY
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY)
+    run = tmp_path / "prune"
+    common = ["--model", "nano-b", "--data", "sample:train", "--val", "sample:val", "--config", str(config),
+              "--out", str(run), "--device", "cpu"]  # fmt: skip
+    assert main(["prune", *common, "--trials", "2", "--json", str(tmp_path / "a.json")]) == 0
+    assert main(["prune", *common, "--trials", "3", "--resume", "--json", str(tmp_path / "b.json")]) == 0
+    import json
+
+    first, second = (json.loads((tmp_path / n).read_text()) for n in ("a.json", "b.json"))
+    assert len(first["trials"]) == 2 and len(second["trials"]) == 3
+    assert second["trials"][0]["rates"] == first["trials"][0]["rates"]  # the study went on, not over
+    assert set(second["rates"]) == set(LAYER_GROUPS)
+    out = tmp_path / "ft"
+    finetune_args = ["--model", str(run), "--data", "sample:train", "--val", "sample:val", "--config", str(config)]
+    assert main(["finetune", *finetune_args, "--out", str(out), "--device", "cpu"]) == 0
+    deployed, meta = load_checkpoint(out)
+    assert meta["params"] == count_parameters(deployed) == second["params_pruned"]
+    assert meta["masked_vs_deployed_max_diff"] <= 1e-4

@@ -284,7 +284,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------- train
-def _training_config(args: argparse.Namespace, data_arg: str):
+def _training_config(args: argparse.Namespace, data_arg: str, saved: Path | None = None, must_exist: bool = True):
+    """The training options: on ``--resume`` those saved in the run (``saved``, default RUN/config.yaml) with only
+    epochs/time/device/workers overridable; otherwise ``--config`` (or the sample preset for sample data) + flags."""
     from featherface.training.config import load_train_config
 
     overrides = {
@@ -299,11 +301,11 @@ def _training_config(args: argparse.Namespace, data_arg: str):
         "workers": args.workers,
         "strict": args.strict or None,
     }
-    if args.resume:
-        saved = Path(args.out) / "config.yaml"
-        if not saved.is_file():
-            raise CommandError(f"--resume: {saved} not found (was {args.out} made by featherface?)")
+    saved = saved or Path(args.out) / "config.yaml"
+    if args.resume and saved.is_file():
         return load_train_config(saved, {k: overrides[k] for k in ("epochs", "max_minutes", "device", "workers")})
+    if args.resume and must_exist:
+        raise CommandError(f"--resume: {saved} not found (was {args.out} made by featherface?)")
     source = args.config
     if source is None and str(getattr(args, data_arg)).startswith("sample"):
         source = "sample"  # the tiny embedded set needs its own recipe; WIDER defaults would barely move
@@ -385,17 +387,24 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from featherface.data.sample import resolve_dataset
     from featherface.pruning.phases import prune
 
-    if args.resume:
-        raise CommandError("prune resumes by itself: rerun the same command (the study in RUN/study.db is reused)")
     if args.val is None:
         if not str(args.data).startswith("sample"):
             raise CommandError("--val is required: the BO objective is the validation loss")
         args.val = "sample:val"
-    train = _training_config(args, "data")
+    train = _training_config(args, "data", saved=Path(args.out) / "sfp" / "config.yaml", must_exist=False)
     config = _prune_config(args)
     net = load_model(args.model)
     teacher = _load_teacher(args.teacher)
-    summary = prune(net, train, config, args.out, resolve_dataset(args.val), teacher=teacher, storage=args.storage)
+    summary = prune(
+        net,
+        train,
+        config,
+        args.out,
+        resolve_dataset(args.val),
+        teacher=teacher,
+        storage=args.storage,
+        resume=args.resume,
+    )
     print(
         f"pruned {summary['params_unpruned']:,} -> {summary['params_pruned']:,} parameters; "
         f"{len(summary['trials'])} trials; {args.out}/soft_pruned.safetensors"
@@ -411,7 +420,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     train = _training_config(args, "data")
     config = _prune_config(args)
     val = resolve_dataset(args.val) if args.val else None
-    summary = finetune(args.model, train, config, args.out, val, teacher=_load_teacher(args.teacher))
+    summary = finetune(
+        args.model, train, config, args.out, val, teacher=_load_teacher(args.teacher), resume=args.resume
+    )
     print(
         f"deployed model: {summary['deployed']} ({summary['params']:,} parameters; "
         f"max |masked - deployed| = {summary['max_output_difference']:.1e})"

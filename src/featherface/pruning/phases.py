@@ -112,8 +112,12 @@ def prune(
     val_annotations: list,
     teacher: DetectorNet | None = None,
     storage: str | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """Phase 2: BO over the six rates, then soft filter pruning at the best rates. Returns the summary."""
+    """Phase 2: BO over the six rates, then soft filter pruning at the best rates. Returns the summary.
+
+    The study always continues from its storage; ``resume`` also continues an interrupted SFP phase.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
@@ -149,10 +153,11 @@ def prune(
 
     pruned = copy.deepcopy(net)
     hook = SoftPruningHook(rates, config.sfp_epochs, config.mask)
-    sfp_train = dataclasses.replace(train, epochs=config.sfp_epochs, max_minutes=None, val_every=10**6)
+    sfp_train = dataclasses.replace(train, epochs=config.sfp_epochs, val_every=10**6)
+    sfp_resume = resume and (out_dir / "sfp" / "trainer_state.pt").is_file()
     Trainer(
         pruned, sfp_train, out_dir / "sfp", objective=_objective(pruned, sfp_train, teacher),
-        val_annotations=[], on_epoch_end=hook,
+        val_annotations=[], on_epoch_end=hook, resume=sfp_resume,
     ).fit()  # fmt: skip
     masks = compute_masks(pruned, rates)
     apply_masks(pruned, masks)
@@ -201,6 +206,7 @@ def finetune(
     out_dir: str | Path,
     val_annotations: list | None = None,
     teacher: DetectorNet | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Phase 3: fine-tune with fixed masks at a low rate, then remove the pruned filters for real."""
     prune_run, out_dir = Path(prune_run), Path(out_dir)
@@ -213,8 +219,9 @@ def finetune(
     handles = _freeze_pruned(net, masks)
     ft_train = dataclasses.replace(train, epochs=config.finetune_epochs, lr=config.finetune_lr, warmup_epochs=0)
     trainer = Trainer(
-        net, ft_train, out_dir, objective=_objective(net, ft_train, teacher), val_annotations=val_annotations
-    )
+        net, ft_train, out_dir, objective=_objective(net, ft_train, teacher), val_annotations=val_annotations,
+        resume=resume and (out_dir / "trainer_state.pt").is_file(),
+    )  # fmt: skip
     trainer.fit()
     for handle in handles:
         handle.remove()

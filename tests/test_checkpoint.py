@@ -44,15 +44,48 @@ def test_run_directory_prefers_deployed_then_best(tmp_path):
     assert resolve_checkpoint(tmp_path).name == "deployed.safetensors"
 
 
-def test_weights_from_another_save_are_detected(tmp_path):
+def plain_weights(net, path):
+    """Weights as another tool would write them: tensors only, no embedded architecture."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+
+
+def test_weights_file_alone_is_complete(tmp_path):
+    path = save_checkpoint(DetectorNet(nano_b_config()), tmp_path / "m.safetensors", {"epoch": 7})
+    path.with_suffix(".json").unlink()
+    net, meta = load_checkpoint(path)
+    assert meta == {"epoch": 7} and net.config == nano_b_config()
+
+
+def test_kill_between_the_two_renames_leaves_a_loadable_checkpoint(tmp_path):
+    path = save_checkpoint(DetectorNet(nano_b_config()), tmp_path / "last.safetensors", {"epoch": 1})
+    old_json = path.with_suffix(".json").read_bytes()
+    save_checkpoint(DetectorNet(nano_b_config()), path, {"epoch": 2})
+    path.with_suffix(".json").write_bytes(old_json)  # as if killed before the JSON's rename
+    _, meta = load_checkpoint(path)
+    assert meta["epoch"] == 2  # the weights' own header wins: weights and description always agree
+
+
+def test_plain_weights_from_another_save_are_detected(tmp_path):
     save_checkpoint(DetectorNet(nano_b_config()), tmp_path / "a.safetensors")
-    (tmp_path / "a.safetensors").write_bytes(b"not what the json describes")
+    torch.manual_seed(1)
+    plain_weights(DetectorNet(nano_b_config()), tmp_path / "a.safetensors")
     with pytest.raises(CheckpointError, match="sha256"):
+        load_checkpoint(tmp_path / "a.safetensors")
+    (tmp_path / "a.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="unreadable"):
         load_checkpoint(tmp_path / "a.safetensors")
 
 
 def test_missing_or_bad_config_is_named(tmp_path):
-    path = save_checkpoint(DetectorNet(nano_b_config()), tmp_path / "m.safetensors")
+    net = DetectorNet(nano_b_config())
+    path = save_checkpoint(net, tmp_path / "m.safetensors")
+    plain_weights(net, path)
+    doc = json.loads(path.with_suffix(".json").read_text())
+    doc.pop("weights_sha256")
+    path.with_suffix(".json").write_text(json.dumps(doc))
+    assert load_checkpoint(path)[0].config == net.config  # plain weights + JSON: fine
     path.with_suffix(".json").write_text("{ not json")
     with pytest.raises(CheckpointError, match=r"m\.json"):
         load_checkpoint(path)
@@ -62,7 +95,9 @@ def test_missing_or_bad_config_is_named(tmp_path):
 
 
 def test_tensors_that_do_not_fit_are_refused(tmp_path):
-    path = save_checkpoint(DetectorNet(nano_b_config()), tmp_path / "m.safetensors")
+    net = DetectorNet(nano_b_config())
+    path = save_checkpoint(net, tmp_path / "m.safetensors")
+    plain_weights(net, path)
     doc = json.loads(path.with_suffix(".json").read_text())
     doc["architecture"]["neck"]["channels"] = 64
     doc.pop("weights_sha256")

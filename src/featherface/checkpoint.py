@@ -1,7 +1,9 @@
-"""Checkpoints: ``NAME.safetensors`` (tensors only) + ``NAME.json`` (architecture and metadata).
+"""Checkpoints: ``NAME.safetensors`` (tensors, with the architecture embedded in its header) + ``NAME.json``
+(the same architecture and metadata, readable by people and tools, with the weights' sha256).
 
-Loading never executes code. Files are written atomically (temp file + rename), and the JSON records the
-weights' sha256 so a weights/config pair from two different saves is detected instead of half-loaded.
+Loading never executes code: safetensors holds plain tensors and strings. Files are written atomically (temp file +
+rename). Weights without an embedded architecture (converted from elsewhere) are described by their JSON alone,
+whose sha256 detects a pair from two different saves instead of half-loading it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from featherface.models.config import DetectorConfig
@@ -22,6 +24,8 @@ from featherface.models.detector_net import DetectorNet
 
 CHECKPOINT_FORMAT = "featherface-checkpoint"
 CHECKPOINT_VERSION = 1
+# safetensors header key under which the architecture JSON is embedded in the weights file itself
+EMBEDDED_KEY = "featherface"
 # A run directory holds several checkpoints; the first of these that exists is "the" model of the run.
 RUN_DIR_PREFERENCE = ("deployed.safetensors", "best.safetensors", "last.safetensors")
 
@@ -58,35 +62,67 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def save_checkpoint(net: DetectorNet, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
-    """Save ``net`` as ``path`` (``.safetensors``) plus its ``.json`` config; returns the weights path."""
+    """Save ``net`` as ``path`` (``.safetensors``) plus its ``.json`` config; returns the weights path.
+
+    The architecture and metadata are also embedded in the safetensors header, so the weights file alone is
+    complete and each save is one atomic rename: a process killed between the two renames leaves a readable
+    checkpoint (the JSON beside it may then describe the previous save and is ignored for that file).
+    """
     path = Path(path)
     if path.suffix != ".safetensors":
         raise CheckpointError(f"{path}: checkpoint files end in .safetensors")
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    doc = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "architecture": net.config.to_dict(),
+        "metadata": metadata or {},
+    }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file(state, tmp)
+        save_file(state, tmp, metadata={EMBEDDED_KEY: json.dumps(doc)})
         sha = _sha256(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    doc = {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
-        "architecture": net.config.to_dict(),
-        "weights_sha256": sha,
-        "metadata": metadata or {},
-    }
-    atomic_write_bytes(config_path_for(path), json.dumps(doc, indent=1).encode())
+    atomic_write_bytes(config_path_for(path), json.dumps({**doc, "weights_sha256": sha}, indent=1).encode())
     return path
 
 
+def _parse_doc(doc: Any, where: str) -> tuple[DetectorConfig, dict[str, Any]]:
+    if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{where}: not a featherface checkpoint config (format != {CHECKPOINT_FORMAT!r})")
+    try:
+        return DetectorConfig.from_dict(doc["architecture"]), doc
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f"{where}: {exc}") from None
+
+
+def _embedded_doc(path: Path) -> dict[str, Any] | None:
+    """The architecture document stored in the safetensors header, if the file has one."""
+    try:
+        with safe_open(str(path), "pt") as f:
+            text = (f.metadata() or {}).get(EMBEDDED_KEY)
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: unreadable safetensors file ({exc})") from None
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{path}: corrupt embedded architecture") from None
+
+
 def read_checkpoint_config(path: str | Path) -> tuple[DetectorConfig, dict[str, Any]]:
-    """The architecture and metadata of a checkpoint, from its JSON alone."""
+    """The architecture and metadata of a checkpoint: from the weights file's header when it carries them,
+    else from the ``.json`` beside it (weights converted from elsewhere), checked against its sha256."""
     path = Path(path)
+    embedded = _embedded_doc(path)
+    if embedded is not None:
+        return _parse_doc(embedded, str(path))
     cfg_path = config_path_for(path)
     if not cfg_path.is_file():
         raise CheckpointError(f"{path}: no architecture file {cfg_path.name} beside it")
@@ -94,22 +130,17 @@ def read_checkpoint_config(path: str | Path) -> tuple[DetectorConfig, dict[str, 
         doc = json.loads(cfg_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{cfg_path}: not valid JSON ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{cfg_path}: not a featherface checkpoint config (format != {CHECKPOINT_FORMAT!r})")
-    try:
-        config = DetectorConfig.from_dict(doc["architecture"])
-    except (KeyError, ValueError) as exc:
-        raise CheckpointError(f"{cfg_path}: {exc}") from None
+    config, doc = _parse_doc(doc, str(cfg_path))
+    expected = doc.get("weights_sha256")
+    if expected and _sha256(path) != expected:
+        raise CheckpointError(f"{path}: weights do not match {cfg_path.name} (sha256 differs)")
     return config, doc
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[DetectorNet, dict[str, Any]]:
-    """Build the network its JSON describes and load its tensors strictly; returns ``(net, metadata)``."""
+    """Build the network the checkpoint describes and load its tensors strictly; returns ``(net, metadata)``."""
     path = resolve_checkpoint(path)
     config, doc = read_checkpoint_config(path)
-    expected = doc.get("weights_sha256")
-    if expected and _sha256(path) != expected:
-        raise CheckpointError(f"{path}: weights do not match {config_path_for(path).name} (sha256 differs)")
     try:
         state = load_file(path, device=str(map_location))
     except (SafetensorError, OSError) as exc:

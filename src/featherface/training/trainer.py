@@ -188,13 +188,33 @@ class Trainer:
             raise TrainingError(f"{path}: does not fit this model/config ({str(exc).splitlines()[0]})") from None
         self.start_epoch = int(state["epoch"])
         self.best_metric = state["best_metric"]
+        if self.ctx.is_main:
+            self._trim_metrics(self.start_epoch)
 
     def _save(self, epoch: int, metric: float | None, is_best: bool) -> None:
+        """Weights first, the resume state last: the state file is the commit point of an epoch, so a kill at any
+        moment leaves a state that resumes at its epoch (later files are simply rewritten)."""
         meta = {"epoch": epoch, "model_name": self.net.config.name, "validation": metric}
-        _atomic_torch_save(self._state(epoch), self.out_dir / STATE_FILE)
         save_checkpoint(self.net, self.out_dir / "last.safetensors", meta)
         if is_best:
             save_checkpoint(self.net, self.out_dir / "best.safetensors", meta)
+        _atomic_torch_save(self._state(epoch), self.out_dir / STATE_FILE)
+
+    def _trim_metrics(self, last_epoch: int) -> None:
+        """Drop metric rows of epochs after the resumed one (written before a kill, about to be redone)."""
+        path = self.out_dir / METRICS_FILE
+        if not path.is_file():
+            return
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        kept = [r for r in rows if int(r["epoch"]) <= last_epoch]
+        if len(kept) == len(rows):
+            return
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(kept)
+        atomic_write_bytes(path, buffer.getvalue().encode())
 
     # -------------------------------------------------------------- validation
     def validate(self) -> float | None:
@@ -274,9 +294,9 @@ class Trainer:
             if self.on_epoch_end is not None:
                 self.on_epoch_end(epoch, self.net)
             if self.ctx.is_main:
-                self._save(epoch, metric, is_best)
                 epoch_seconds.append(time.monotonic() - epoch_start)
                 self._log(epoch, steps, sums, metric, epoch_seconds[-1])
+                self._save(epoch, metric, is_best)
                 remaining = (c.epochs - epoch) * (sum(epoch_seconds) / len(epoch_seconds))
                 if c.max_minutes:
                     remaining = min(remaining, max(0.0, deadline - time.monotonic()))

@@ -78,16 +78,9 @@ class DatasetResult:
 COCO_IOUS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 
 
-def average_precision(
-    annotations: list[ImageAnnotation], detections: list[Detections], iou_threshold: float
-) -> tuple[float, np.ndarray, np.ndarray]:
-    """VOC all-point AP at one IoU threshold, with its PR curve ``(ap, recall, precision)``."""
-    scores = [d.scores for d in detections]
-    hits = [
-        match_detections(a.boxes, d.boxes, d.scores, iou_threshold) >= 0
-        for a, d in zip(annotations, detections, strict=True)
-    ]
-    num_faces = sum(len(a) for a in annotations)
+def pr_curve(scores: list[np.ndarray], hits: list[np.ndarray], num_faces: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """VOC all-point AP of pooled detections ``(ap, recall, precision)``: per image, scores and whether each
+    detection found a face."""
     all_scores = np.concatenate(scores) if scores else np.zeros(0)
     all_hits = np.concatenate(hits) if hits else np.zeros(0, dtype=bool)
     order = np.argsort(-all_scores, kind="stable")
@@ -96,6 +89,15 @@ def average_precision(
     recall = tp_cum / max(num_faces, 1)
     precision = tp_cum / np.maximum(tp_cum + fp_cum, 1)
     return (voc_ap(recall, precision) if len(order) else 0.0), recall, precision
+
+
+def average_precision(annotations: list[ImageAnnotation], detections: list[Detections], iou_threshold: float) -> float:
+    """VOC all-point AP at one IoU threshold."""
+    hits = [
+        match_detections(a.boxes, d.boxes, d.scores, iou_threshold) >= 0
+        for a, d in zip(annotations, detections, strict=True)
+    ]
+    return pr_curve([d.scores for d in detections], hits, sum(len(a) for a in annotations))[0]
 
 
 def evaluate_dataset(
@@ -135,8 +137,8 @@ def evaluate_dataset(
         )
     all_scores = np.concatenate(scores) if scores else np.zeros(0)
     all_hits = np.concatenate(hits) if hits else np.zeros(0, dtype=bool)
-    ap, pr_recall, pr_precision = average_precision(annotations, detections, iou_threshold)
-    ap_by_iou = [ap if t == iou_threshold else average_precision(annotations, detections, t)[0] for t in COCO_IOUS]
+    ap, pr_recall, pr_precision = pr_curve(scores, hits, num_faces)
+    ap_by_iou = [ap if t == iou_threshold else average_precision(annotations, detections, t) for t in COCO_IOUS]
     confident = all_scores >= score_threshold
     tp = int((all_hits & confident).sum())
     return DatasetResult(

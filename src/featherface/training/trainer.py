@@ -352,14 +352,19 @@ class Trainer:
             os.fsync(f.fileno())
 
 
+def _letterbox_loader(annotations: list, config: TrainConfig, batch_size: int) -> DataLoader:
+    """Images letterboxed to the training size, in order, without augmentation."""
+    dataset = FaceDataset(annotations, config.augment, train=False, seed=config.seed)
+    return DataLoader(dataset, batch_size=max(1, batch_size), shuffle=False, num_workers=0, collate_fn=collate)
+
+
 @torch.no_grad()
 def validation_loss(
     net: DetectorNet, annotations: list, config: TrainConfig, device: torch.device | None = None
 ) -> float:
     """Mean task loss over ``annotations`` letterboxed to the training size (no augmentation), in eval mode."""
     device = device or next(net.parameters()).device
-    dataset = FaceDataset(annotations, config.augment, train=False, seed=config.seed)
-    loader = DataLoader(dataset, batch_size=4, shuffle=False, num_workers=0, collate_fn=collate)
+    loader = _letterbox_loader(annotations, config, batch_size=4)
     objective = TaskObjective(net, config)
     was_training = net.training
     net.eval()
@@ -379,8 +384,7 @@ def recalibrate_batchnorm(net: DetectorNet, annotations: list, config: TrainConf
     more than the sub-network (EagleEye, Li et al. 2020: adaptive BN makes sub-net scores track final accuracy).
     """
     device = next(net.parameters()).device
-    dataset = FaceDataset(annotations, config.augment, train=False, seed=config.seed)
-    loader = DataLoader(dataset, batch_size=max(1, config.batch_size), shuffle=False, num_workers=0, collate_fn=collate)
+    loader = _letterbox_loader(annotations, config, batch_size=config.batch_size)
     norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
     saved = [m.momentum for m in norms]
     for m in norms:

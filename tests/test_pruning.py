@@ -20,7 +20,13 @@ from featherface.pruning.fpgm import fpgm_importance, select_pruned
 from featherface.pruning.groups import LAYER_GROUPS, channel_spaces
 from featherface.pruning.hard import fold_shuffle_into_heads, hard_prune
 from featherface.pruning.masks import apply_masks, clear_cbam_masks, compute_masks, smooth_scale
-from featherface.pruning.search import SearchConfig, probe_rates, pruned_parameter_count, sparsity_penalty
+from featherface.pruning.search import (
+    ProbeFirstSampler,
+    SearchConfig,
+    probe_rates,
+    pruned_parameter_count,
+    sparsity_penalty,
+)
 
 from .conftest import randomize_batchnorm
 
@@ -210,6 +216,11 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
     trials = _complete(storage)
     assert 8 <= len(trials) <= 9  # a worker may finish the trial it began as the other reached the budget
     assert len({t.user_attrs["worker"] for t in trials}) == 2
+    # one probe, at trial 0, and no start point drawn twice by the equally seeded workers
+    target = 1 - SearchConfig().target_params / count_parameters(create_model("nano-b", pretrained=False))
+    probes = [t for t in trials if t.params == pytest.approx(probe_rates(target))]
+    assert [t.number for t in probes] == [0]
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == len(trials)
 
 
 @pytest.mark.slow
@@ -237,3 +248,20 @@ def test_prune_command_resumes_its_study_and_finetune_deploys(tmp_path, capsys):
     deployed, meta = load_checkpoint(out)
     assert meta["params"] == count_parameters(deployed) == second["params_pruned"]
     assert meta["masked_vs_deployed_max_diff"] <= 1e-4
+
+
+def test_probe_first_sampler_fixes_start_points_by_trial_number():
+    probe = probe_rates(0.55)
+
+    def draws(seed: int) -> list[dict[str, float]]:
+        study = optuna.create_study(sampler=ProbeFirstSampler(probe, seed, n_startup=4), direction="maximize")
+        study.optimize(lambda t: -sum(t.suggest_float(g, lo, hi) for g, (lo, hi) in LAYER_GROUPS.items()), 4)
+        return [t.params for t in study.trials]
+
+    first, again, other = draws(0), draws(0), draws(1)
+    assert first[0] == probe == other[0]
+    assert first == again  # a trial's start point is a function of (seed, number)
+    assert all(a != b for a, b in zip(first[1:], other[1:], strict=True))
+    for params in first:
+        assert all(LAYER_GROUPS[g][0] <= v <= LAYER_GROUPS[g][1] for g, v in params.items())
+    assert len({p["backbone_early"] for p in first}) == 4 and first[1]["backbone_early"] != first[1]["backbone_late"]

@@ -1,6 +1,6 @@
 """Where an ONNX model's time goes in onnxruntime: per module group (from node names), median of N runs.
 
-Usage: python benchmarks/ort_profile.py MODEL [MODEL...] [--size 640] [--threads 2] [--runs 30]
+Usage: python benchmarks/ort_profile.py MODEL [MODEL...] [--size 640] [--threads 2] [--runs 30] [--by group|op|node]
 MODEL is anything `featherface` accepts (zoo name, checkpoint, run dir) or an .onnx file.
 """
 
@@ -29,7 +29,15 @@ def group_of(node_name: str) -> str:
     return "other"
 
 
-def profile(path: Path, size: int, threads: int, runs: int) -> dict[str, float]:
+def _key(event: dict, by: str) -> str:
+    if by == "op":  # after onnxruntime's own rewrites: ReorderInput/ReorderOutput are its NCHWc layout changes
+        return f"{group_of(event['name'])}:{event['args'].get('op_name', '?')}"
+    if by == "node":
+        return event["name"].removesuffix("_kernel_time")
+    return group_of(event["name"])
+
+
+def profile(path: Path, size: int, threads: int, runs: int, by: str = "group") -> dict[str, float]:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -48,7 +56,7 @@ def profile(path: Path, size: int, threads: int, runs: int) -> dict[str, float]:
         if event.get("cat") == "Session" and event.get("name") == "model_run":
             run_index += 1
         if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
-            per_run[group_of(event["name"])][max(run_index, 0)] += event["dur"] / 1000
+            per_run[_key(event, by)][max(run_index, 0)] += event["dur"] / 1000
     return {g: statistics.median(v[3:]) for g, v in sorted(per_run.items())}
 
 
@@ -58,13 +66,20 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=640)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--by", choices=("group", "op", "node"), default="group")
+    parser.add_argument("--top", type=int, default=25, help="with --by op/node: the N costliest entries")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for i, spec in enumerate(args.models):
             path = Path(spec) if spec.endswith(".onnx") else export_onnx(load_model(spec), Path(tmp) / f"{i}.onnx")
-            times = profile(path, args.size, args.threads, args.runs)
-            parts = "  ".join(f"{g} {t:.2f}" for g, t in times.items())
-            print(f"{spec}: total {sum(times.values()):.2f} ms  |  {parts}")
+            times = profile(path, args.size, args.threads, args.runs, args.by)
+            if args.by == "group":
+                parts = "  ".join(f"{g} {t:.2f}" for g, t in times.items())
+                print(f"{spec}: total {sum(times.values()):.2f} ms  |  {parts}")
+                continue
+            print(f"{spec}: total {sum(times.values()):.2f} ms")
+            for key, t in sorted(times.items(), key=lambda kv: -kv[1])[: args.top]:
+                print(f"  {t:6.3f}  {key}")
 
 
 if __name__ == "__main__":

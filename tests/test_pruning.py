@@ -59,6 +59,8 @@ def test_kept_widths_are_aligned():
     assert kept_per_group(64, 0.3, unit=8) == 48
     assert kept_per_group(16, 0.45, unit=8) == 8
     assert kept_per_group(8, 0.4, unit=8) == 8  # never below one unit
+    assert kept_per_group(8, 0.4, unit=16) == 8  # narrower than a unit: kept whole, not cut to 5
+    assert kept_per_group(72, 0.5, unit=16) == 32
     assert kept_per_group(9, 0.5, unit=4) == 4
 
 
@@ -161,8 +163,8 @@ def test_deployed_nano_b_in_range_loads_without_pruning_code_and_exports(tmp_pat
 def test_pruned_config_is_plain_numbers():
     net = DetectorNet(featherface_v1_config())
     _, _, pruned = masked_and_pruned(net, {"bifpn": 0.5, "heads": 0.3})
-    # 72 -> 36 kept, rounded to the 8-channel alignment: 40; SSH 3x3 branch 40 -> 28, aligned: 32
-    assert pruned.config.neck.channels == 40
+    # 72 -> 36 kept, rounded to the 16-channel alignment: 32; SSH 3x3 branch 40 -> 28, aligned: 32
+    assert pruned.config.neck.channels == 32
     assert pruned.config.shuffle_groups == 1
     assert pruned.config.context.levels[0].out3x3 == 32
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import tempfile
@@ -13,20 +12,19 @@ import numpy as np
 import torch
 
 from featherface.detection.runners import ONNX_CONFIG_KEY, ONNX_INPUT, ONNX_OUTPUTS, OnnxRunner
+from featherface.export.deploy import DeploymentGraph
 from featherface.models.detector_net import DetectorNet
 
 ONNX_OPSET = 17
 # Raw outputs of onnxruntime and torch (fp32, CPU) must agree to this; typical differences are ~1e-6.
 PARITY_TOLERANCE = 1e-4
-# Grouped SSH convs with at most this many input channels per group are exported as dense convs.
-DENSE_GROUP_WIDTH = 32
 
 
 class ExportError(RuntimeError):
     pass
 
 
-def _export_graph(net: DetectorNet, path: Path, sample: torch.Tensor) -> None:
+def _export_graph(net: torch.nn.Module, path: Path, sample: torch.Tensor) -> None:
     dynamic = {ONNX_INPUT: {0: "batch", 2: "height", 3: "width"}}
     dynamic.update({name: {0: "batch", 1: "priors"} for name in ONNX_OUTPUTS})
     with warnings.catch_warnings():
@@ -41,35 +39,6 @@ def _export_graph(net: DetectorNet, path: Path, sample: torch.Tensor) -> None:
             opset_version=ONNX_OPSET,
             dynamo=False,
         )
-
-
-@torch.no_grad()
-def dense_context(net: DetectorNet) -> DetectorNet:
-    """The same function with the grouped SSH convs as dense convs whose weights are block-diagonal.
-
-    onnxruntime's CPU kernels run a 2-group conv as two narrow convs outside its blocked (NCHWc) layout; the dense
-    form does twice the multiply-adds yet measured 1.6 ms -> 1.0 ms for the three SSH modules of the deployed
-    Nano-B (640², 2 threads), while at the unpruned 36 channels per group it gained nothing. Exported models use
-    it up to ``DENSE_GROUP_WIDTH`` input channels per group; checkpoints keep the grouped weights and parameters.
-    """
-    groups = net.config.context.groups
-    if groups <= 1 or net.config.neck.channels // groups > DENSE_GROUP_WIDTH:
-        return net
-    config = copy.deepcopy(net.config)
-    config.context.groups = 1
-    dense = DetectorNet(config).eval()
-    target = dense.state_dict()
-    for key, value in net.state_dict().items():
-        if target[key].shape != value.shape:  # grouped conv weight (O, I/g, k, k) -> (O, I, k, k)
-            weight = torch.zeros_like(target[key])
-            rows, cols = value.shape[0] // groups, value.shape[1]
-            for g in range(groups):
-                weight[g * rows : (g + 1) * rows, g * cols : (g + 1) * cols] = value[g * rows : (g + 1) * rows]
-            target[key] = weight
-        else:
-            target[key] = value
-    dense.load_state_dict(target)
-    return dense
 
 
 def _attach_config(path: Path, net: DetectorNet) -> None:
@@ -106,8 +75,8 @@ def export_onnx(
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        _export_graph(dense_context(net), tmp, torch.zeros(1, 3, 640, 640))
-        _attach_config(tmp, net)  # the checkpoint's architecture (grouped), whatever layout the graph uses
+        _export_graph(DeploymentGraph(net), tmp, torch.zeros(1, 3, 640, 640))
+        _attach_config(tmp, net)  # the checkpoint's architecture, whatever rewrites the graph went through
         generator = np.random.default_rng(0)
         for h, w in check_sizes:
             batch = generator.uniform(-120, 150, size=(2, 3, h, w)).astype(np.float32)

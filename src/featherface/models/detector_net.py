@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import Tensor, nn
 
@@ -51,6 +53,12 @@ class DetectorNet(nn.Module):
         self.heads = nn.ModuleList(DetectionHead(w.out_channels, anchors) for w in ctx.levels)
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        outputs = [head(f) for head, f in zip(self.heads, self.head_inputs(images), strict=True)]
+        boxes, logits, landmarks = (torch.cat(parts, dim=1) for parts in zip(*outputs, strict=True))
+        return boxes, logits, landmarks
+
+    def head_inputs(self, images: Tensor) -> list[Tensor]:
+        """The per-level features the heads read (strides 8, 16, 32)."""
         features = self.backbone(images)
         if self.attention_in is not None:
             features = [att(f) for att, f in zip(self.attention_in, features, strict=True)]
@@ -60,9 +68,7 @@ class DetectorNet(nn.Module):
         features = [ssh(f) for ssh, f in zip(self.context, features, strict=True)]
         if self.shuffle is not None:
             features = [self.shuffle(f) for f in features]
-        outputs = [head(f) for head, f in zip(self.heads, features, strict=True)]
-        boxes, logits, landmarks = (torch.cat(parts, dim=1) for parts in zip(*outputs, strict=True))
-        return boxes, logits, landmarks
+        return features
 
 
 def count_parameters(module: nn.Module | None) -> int:
@@ -74,3 +80,23 @@ def count_parameters(module: nn.Module | None) -> int:
 
 def parameters_by_group(net: DetectorNet) -> dict[str, int]:
     return {name: count_parameters(getattr(net, name)) for name in MODULE_GROUPS}
+
+
+@torch.no_grad()
+def fold_shuffle_into_heads(net: DetectorNet) -> DetectorNet:
+    """A copy whose heads read the unshuffled SSH output: the shuffle before 1x1 heads is a fixed permutation
+    of their input columns, so it can be folded away (one fewer memory-bound op at stride 8)."""
+    net = copy.deepcopy(net)
+    groups = net.config.shuffle_groups
+    if groups <= 1:
+        return net
+    for head in net.heads:
+        c = head.cls.in_channels
+        perm = torch.arange(c).reshape(groups, c // groups).t().reshape(-1)  # shuffled[p] = x[perm[p]]
+        inverse = torch.argsort(perm)
+        for conv in (head.cls, head.box, head.landmarks):
+            conv.weight.copy_(conv.weight[:, inverse])
+    net.config = copy.deepcopy(net.config)
+    net.config.shuffle_groups = 1
+    net.shuffle = None
+    return net

@@ -20,9 +20,12 @@ def fpgm_importance(filters: Tensor) -> Tensor:
 
 def kept_per_group(per_group: int, rate: float, unit: int = 1) -> int:
     """Channels a group keeps at ``rate``: ``per_group - floor(rate * per_group)``, rounded to the nearest
-    multiple of ``unit`` (vector-friendly widths run much faster in onnxruntime's blocked layouts)."""
+    multiple of ``unit`` (vector-friendly widths run much faster in onnxruntime's blocked layouts); a group of
+    at most ``unit`` channels is kept whole."""
+    if unit > 1 and per_group <= unit:
+        return per_group
     keep = per_group - int(rate * per_group + 1e-9)
-    if unit > 1 and per_group >= unit:
+    if unit > 1:
         keep = max(unit, min(per_group, unit * math.floor(keep / unit + 0.5)))
     return max(1, keep)
 

@@ -31,8 +31,11 @@ def space_importance(net: DetectorNet, space: ChannelSpace) -> Tensor:
     return fpgm_importance(rows)
 
 
-# Kept widths are multiples of this (NCHWc blocks are 8 wide on AVX2/NEON-class kernels, 16 on AVX-512).
-DEFAULT_CHANNEL_ALIGN = 8
+# Kept widths are multiples of this: onnxruntime's blocked (NCHWc) kernels take channels in blocks of 16 on
+# AVX-512 (8 on AVX2), and a depthwise conv whose width is not whole blocks falls back to a slow kernel with
+# layout changes on both sides. 16 suits both; spaces narrower than this are not pruned (their convs are padded
+# to one block anyway, so fewer channels would save no time). Measured in benchmarks/deploy_ablation.py.
+DEFAULT_CHANNEL_ALIGN = 16
 
 
 def compute_masks(

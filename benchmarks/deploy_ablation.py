@@ -1,0 +1,92 @@
+"""What each rewrite of the exported graph buys: onnxruntime latency with one rewrite off at a time.
+
+Usage: python benchmarks/deploy_ablation.py MODEL [MODEL...] [--size 640] [--threads 1 2] [--repeats 40]
+MODEL is anything `featherface` accepts (zoo name, checkpoint, run dir). Every variant is exported (and checked
+against torch) and timed round-robin with the others in one process; the figures are medians in ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from featherface.checkpoint import load_model
+from featherface.export import deploy
+from featherface.export.onnx import export_onnx
+
+VARIANTS = {
+    "all rewrites": {},
+    "no stem padding": {"pad_stem_channels": False},
+    "no dense SSH": {"dense_ssh": False},
+    "no fused heads": {"fuse_heads": False},
+    "none": {"pad_stem_channels": False, "dense_ssh": False, "fuse_heads": False},
+}
+
+
+def _export(net, path: Path, **switches) -> Path:
+    original = deploy.DeploymentGraph.__init__.__defaults__
+    deploy.DeploymentGraph.__init__.__defaults__ = tuple(
+        switches.get(k, d) for k, d in zip(("pad_stem_channels", "dense_ssh", "fuse_heads"), original, strict=True)
+    )
+    try:
+        return export_onnx(net, path)
+    finally:
+        deploy.DeploymentGraph.__init__.__defaults__ = original
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("models", nargs="+")
+    parser.add_argument("--size", type=int, default=640)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeats", type=int, default=40)
+    parser.add_argument(
+        "--spin",
+        action="store_true",
+        help="let idle worker threads spin (onnxruntime's default); off by default "
+        "because a dozen sessions' spinning threads disturb each other's timings",
+    )
+    args = parser.parse_args()
+    batch = np.random.default_rng(0).uniform(-120, 150, (1, 3, args.size, args.size)).astype(np.float32)
+    sessions = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for m, spec in enumerate(args.models):
+            net = load_model(spec)
+            for v, (variant, switches) in enumerate(VARIANTS.items()):
+                path = _export(net, Path(tmp) / f"{m}-{v}.onnx", **switches)
+                for threads in args.threads:
+                    options = ort.SessionOptions()
+                    options.intra_op_num_threads = threads
+                    options.inter_op_num_threads = 1
+                    if not args.spin:
+                        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                    sessions[(spec, variant, threads)] = session
+    times: dict[tuple, list[float]] = {key: [] for key in sessions}
+    for session in sessions.values():
+        for _ in range(3):
+            session.run(None, {"images": batch})
+    for _ in range(args.repeats):
+        for key, session in sessions.items():
+            start = time.perf_counter()
+            session.run(None, {"images": batch})
+            times[key].append((time.perf_counter() - start) * 1000)
+    for spec in args.models:
+        for threads in args.threads:
+            base = statistics.median(times[(spec, "all rewrites", threads)])
+            for variant in VARIANTS:
+                t = times[(spec, variant, threads)]
+                print(
+                    f"{spec:<24} {threads} thr  {variant:<16} median {statistics.median(t):6.2f}  "
+                    f"min {min(t):6.2f}  ({statistics.median(t) - base:+.2f} vs all)"
+                )
+
+
+if __name__ == "__main__":
+    main()

@@ -125,10 +125,16 @@ def test_bad_model_argument(capsys, tmp_path, sample_images):
     assert_one_line_error(code, err, "missing.safetensors")
 
 
-def test_bad_threshold_is_rejected_by_the_parser(capsys, sample_images):
+@pytest.mark.parametrize(
+    ("command", "flag", "value"),
+    [("detect", "--conf", "2"), ("detect", "--conf", "nan"), ("prune", "--latency-exponent", "-1")],
+)
+def test_bad_numbers_are_rejected_by_the_parser(capsys, sample_images, command, flag, value):
+    extra = [str(sample_images / "astronaut.jpg")] if command == "detect" else ["--model", "nano-b"]
     with pytest.raises(SystemExit) as exit_info:
-        main(["detect", str(sample_images / "astronaut.jpg"), "--conf", "2"])
+        main([command, *extra, flag, value])
     assert exit_info.value.code == 2
+    assert flag in capsys.readouterr().err
 
 
 def test_info_json_keys(capsys, tmp_path):

@@ -1,6 +1,7 @@
 """B-FPGM: FPGM importance, masks, hard pruning equivalence, the deployed model, the persistent BO study."""
 
 import copy
+import math
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import torch
 
 from featherface.checkpoint import load_checkpoint, save_checkpoint
 from featherface.export.onnx import export_onnx
-from featherface.models.config import featherface_v1_config
+from featherface.models.config import featherface_v1_config, nano_b_config
 from featherface.models.detector_net import DetectorNet, count_parameters
 from featherface.models.zoo import create_model
 from featherface.pruning.fpgm import fpgm_importance, select_pruned
@@ -24,8 +25,11 @@ from featherface.pruning.search import (
     ProbeFirstSampler,
     SearchConfig,
     probe_rates,
+    pruned_config,
     pruned_parameter_count,
+    run_search,
     sparsity_penalty,
+    trial_value,
 )
 
 from .conftest import randomize_batchnorm
@@ -267,3 +271,43 @@ def test_probe_first_sampler_fixes_start_points_by_trial_number():
     for params in first:
         assert all(LAYER_GROUPS[g][0] <= v <= LAYER_GROUPS[g][1] for g, v in params.items())
     assert len({p["backbone_early"] for p in first}) == 4 and first[1]["backbone_early"] != first[1]["backbone_late"]
+
+
+def test_trial_value_scales_the_loss_by_relative_time():
+    off = SearchConfig()
+    aware = SearchConfig(latency_exponent=0.5)
+    scores = {"val_loss": 20.0, "latency_ratio": 0.64}
+    assert trial_value(scores, 0.0, off) == -20.0  # the authors' objective ignores time
+    assert trial_value(scores, 0.0, aware) == pytest.approx(-20.0 * 0.8)
+    assert trial_value(scores, 0.02, aware) == pytest.approx(-16.0 - 5 * 0.02)
+    slower = {"val_loss": 20.0, "latency_ratio": 0.81}
+    assert trial_value(scores, 0.0, aware) > trial_value(slower, 0.0, aware)
+
+
+def test_hardware_aware_search_records_and_uses_the_latency(tmp_path):
+    net = create_model("nano-b", pretrained=False)
+    seen = []
+
+    def latency(config):  # a stand-in cost: the fraction of the 320^2-160^2 widths kept
+        seen.append(config)
+        return sum(w for w, _ in config.backbone.blocks[:3]) / sum(w for w, _ in net.config.backbone.blocks[:3])
+
+    config = SearchConfig(trials=3, latency_exponent=1.0)
+    study = run_search(net, lambda c, m: {"val_loss": 10.0}, config, f"sqlite:///{tmp_path / 's.db'}", None, latency)
+    assert len(seen) == 3
+    for trial in study.trials:
+        ratio = trial.user_attrs["latency_ratio"]
+        assert 0 < ratio <= 1
+        assert trial.value == pytest.approx(-10.0 * ratio - 5 * trial.user_attrs["penalty"])
+        masks = compute_masks(copy.deepcopy(net), trial.params)
+        assert pruned_config(net, masks).to_dict() == seen[trial.number].to_dict()  # the trial's own architecture
+
+
+def test_relative_latency_probe_times_deployment_graphs():
+    from featherface.benchmark import RelativeLatency
+
+    probe = RelativeLatency(nano_b_config(), size=128, repeats=2)
+    net = create_model("nano-b", pretrained=False)
+    masks = compute_masks(net, probe_rates(0.6))
+    ratio = probe(pruned_config(net, masks))
+    assert math.isfinite(ratio) and ratio > 0

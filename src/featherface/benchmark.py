@@ -15,8 +15,10 @@ import numpy as np
 import torch
 
 from featherface.checkpoint import load_model, resolve_checkpoint
-from featherface.detection.runners import OnnxRunner
-from featherface.export.onnx import export_onnx
+from featherface.detection.runners import ONNX_INPUT, OnnxRunner
+from featherface.export.deploy import DeploymentGraph
+from featherface.export.onnx import export_graph, export_onnx
+from featherface.models.config import DetectorConfig
 from featherface.models.detector_net import DetectorNet, count_parameters
 from featherface.profiling import gflops
 
@@ -77,6 +79,49 @@ def peak_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
         session.run(None, {"a": a, "b": a})
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9
+
+
+class RelativeLatency:
+    """Latency of architectures relative to a reference one, in onnxruntime on this machine.
+
+    ``probe(config)`` exports the deployment graph of ``config`` (random weights: the time does not depend on
+    them), then times it and the reference alternately, ``repeats`` runs each, and returns the ratio of the
+    medians. Alternating cancels slow drifts of the machine; worker threads do not spin between runs, which keeps
+    figures stable on small shared machines. Used by the hardware-aware pruning search.
+    """
+
+    def __init__(self, reference: DetectorConfig, size: int = 640, threads: int = 1, repeats: int = 7) -> None:
+        self.size, self.threads, self.repeats = size, threads, repeats
+        self.batch = np.random.default_rng(0).uniform(-120, 150, size=(1, 3, size, size)).astype(np.float32)
+        self.reference = self._session(reference)
+
+    def _session(self, config: DetectorConfig) -> Any:
+        import io
+
+        import onnxruntime as ort
+
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            net = DetectorNet(config).eval()
+        buffer = io.BytesIO()
+        export_graph(DeploymentGraph(net), buffer, torch.zeros(1, 3, self.size, self.size))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+        session.run(None, {ONNX_INPUT: self.batch})
+        return session
+
+    def __call__(self, config: DetectorConfig) -> float:
+        candidate = self._session(config)
+        times: tuple[list[float], list[float]] = ([], [])
+        for _ in range(self.repeats):
+            for session, out in ((candidate, times[0]), (self.reference, times[1])):
+                start = time.perf_counter()
+                session.run(None, {ONNX_INPUT: self.batch})
+                out.append(time.perf_counter() - start)
+        return statistics.median(times[0]) / statistics.median(times[1])
 
 
 def benchmark(

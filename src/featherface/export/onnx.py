@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -24,7 +25,8 @@ class ExportError(RuntimeError):
     pass
 
 
-def _export_graph(net: torch.nn.Module, path: Path, sample: torch.Tensor) -> None:
+def export_graph(net: torch.nn.Module, path: Path | io.BytesIO, sample: torch.Tensor) -> None:
+    """Trace ``net`` to ONNX at ``path`` (a file or buffer), with dynamic batch/height/width; no checks."""
     dynamic = {ONNX_INPUT: {0: "batch", 2: "height", 3: "width"}}
     dynamic.update({name: {0: "batch", 1: "priors"} for name in ONNX_OUTPUTS})
     with warnings.catch_warnings():
@@ -32,7 +34,7 @@ def _export_graph(net: torch.nn.Module, path: Path, sample: torch.Tensor) -> Non
         torch.onnx.export(
             net,
             (sample,),
-            str(path),
+            path if isinstance(path, io.BytesIO) else str(path),
             input_names=[ONNX_INPUT],
             output_names=list(ONNX_OUTPUTS),
             dynamic_axes=dynamic,
@@ -75,7 +77,7 @@ def export_onnx(
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        _export_graph(DeploymentGraph(net), tmp, torch.zeros(1, 3, 640, 640))
+        export_graph(DeploymentGraph(net), tmp, torch.zeros(1, 3, 640, 640))
         _attach_config(tmp, net)  # the checkpoint's architecture, whatever rewrites the graph went through
         generator = np.random.default_rng(0)
         for h, w in check_sizes:

@@ -144,6 +144,7 @@ def prune(
         print(
             f"trial {number + 1}/{config.search.trials}: objective {info['value']:.4f}  "
             f"val loss {info['val_loss']:.4f}  params {info['params']:,}"
+            + (f"  time {info['latency_ratio']:.2f}x unpruned" if "latency_ratio" in info else "")
         )
 
     study = run_search(net, evaluate, config.search, storage, progress)
@@ -176,6 +177,7 @@ def prune(
         "params_unpruned": unpruned,
         "params_pruned": params,
         "target_params": config.search.target_params,
+        "latency_exponent": config.search.latency_exponent,
         "val_loss": val_loss,
         "mask": config.mask,
     }

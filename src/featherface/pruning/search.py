@@ -7,6 +7,11 @@ parameter reduction lies in ``[target, target + tolerance]``, the shortfall (or 
 than ``tolerance``, and 100 when it misses by more. The first trial is the authors' probe: every group at
 ``target + 0.02`` (clamped to its bounds).
 
+Hardware-aware variant (``latency_exponent`` > 0, after MnasNet's reward ``ACC x (LAT / T)^w``): the loss term
+is scaled by ``latency_ratio ** latency_exponent``, where ``latency_ratio`` is the candidate's onnxruntime time
+over the unpruned network's, measured on this machine. At a given parameter budget this moves the pruning towards
+the layers where the time goes (the high-resolution ones), not only where the parameters are (the late ones).
+
 The probe and the random start points are chosen by trial number, not queued: workers sharing a SQLite study
 could pop one queued trial twice (SQLite has no row lock), and equally seeded random samplers in two workers
 would propose the same start points.
@@ -25,6 +30,7 @@ import optuna
 import torch
 from optuna.distributions import BaseDistribution, FloatDistribution
 
+from featherface.models.config import DetectorConfig
 from featherface.models.detector_net import DetectorNet, count_parameters
 from featherface.pruning.groups import LAYER_GROUPS, channel_spaces
 from featherface.pruning.masks import Masks, compute_masks
@@ -39,16 +45,23 @@ class SearchConfig:
     tolerance: float = 0.04
     penalty_weight: float = 5.0
     seed: int = 0
+    latency_exponent: float = 0.0  # 0: the authors' objective; > 0: hardware-aware (see the module docstring)
+    latency_threads: int = 1  # onnxruntime threads for the latency probe (1 is the steadiest to measure)
 
 
-def pruned_parameter_count(net: DetectorNet, masks: Masks) -> int:
-    """Parameters of the hard-pruned network, from the widths alone (no weights are copied)."""
+def pruned_config(net: DetectorNet, masks: Masks) -> DetectorConfig:
+    """The architecture of the hard-pruned network, from the masks' widths (the shuffle folded into the heads)."""
     config = copy.deepcopy(net.config)
     for space in channel_spaces(net):
         space.set_width(config, int(masks[space.name].sum()))
     config.shuffle_groups = 1  # folded into the heads when deployed: changes no parameter count
+    return config
+
+
+def pruned_parameter_count(net: DetectorNet, masks: Masks) -> int:
+    """Parameters of the hard-pruned network, from the widths alone (no weights are copied)."""
     with torch.device("meta"):
-        return count_parameters(DetectorNet(config))
+        return count_parameters(DetectorNet(pruned_config(net, masks)))
 
 
 def sparsity_penalty(sparsity: float, target: float, tolerance: float) -> float:
@@ -57,6 +70,15 @@ def sparsity_penalty(sparsity: float, target: float, tolerance: float) -> float:
         return 0.0
     miss = target - sparsity if sparsity < target else sparsity - (target + tolerance)
     return miss if miss < tolerance else 100.0
+
+
+def trial_value(scores: dict[str, float], penalty: float, config: SearchConfig) -> float:
+    """``-val_loss * latency_ratio ** latency_exponent - penalty_weight * penalty`` (no latency term when the
+    exponent is 0). A positive loss shrinks with speed, so of two equally good candidates the faster wins."""
+    loss = scores["val_loss"]
+    if config.latency_exponent > 0 and "latency_ratio" in scores:
+        loss *= scores["latency_ratio"] ** config.latency_exponent
+    return -loss - config.penalty_weight * penalty
 
 
 def probe_rates(target_sparsity: float) -> dict[str, float]:
@@ -128,14 +150,22 @@ def run_search(
     config: SearchConfig,
     storage: str,
     progress: Callable[[int, dict[str, Any]], None] | None = None,
+    latency: Callable[[DetectorConfig], float] | None = None,
 ) -> optuna.Study:
     """Run trials until the study holds ``config.trials`` completed ones (earlier runs' trials count).
 
     ``evaluate(masked_copy, masks)`` fine-tunes the masked copy briefly and returns at least ``val_loss``.
+    ``latency(config)`` gives a pruned architecture's time relative to the unpruned one; with
+    ``config.latency_exponent > 0`` and none given, it is measured in onnxruntime
+    (:class:`featherface.benchmark.RelativeLatency`).
     """
     unpruned = count_parameters(net)
     target = 1.0 - config.target_params / unpruned
     study = open_study(storage, ProbeFirstSampler(probe_rates(target), config.seed))
+    if config.latency_exponent > 0 and latency is None:
+        from featherface.benchmark import RelativeLatency
+
+        latency = RelativeLatency(net.config, threads=config.latency_threads)
 
     def objective(trial: optuna.Trial) -> float:
         rates = {g: trial.suggest_float(g, lo, hi) for g, (lo, hi) in LAYER_GROUPS.items()}
@@ -145,7 +175,9 @@ def run_search(
         sparsity = 1.0 - params / unpruned
         penalty = sparsity_penalty(sparsity, target, config.tolerance)
         scores = evaluate(candidate, masks)
-        value = -scores["val_loss"] - config.penalty_weight * penalty
+        if config.latency_exponent > 0 and latency is not None:
+            scores["latency_ratio"] = latency(pruned_config(net, masks))
+        value = trial_value(scores, penalty, config)
         for key, v in {"params": params, "sparsity": sparsity, "penalty": penalty, **scores}.items():
             trial.set_user_attr(key, v)
         if progress is not None:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
+from featherface.benchmark import ort_session, time_round_robin
 from featherface.checkpoint import load_model
 from featherface.export import deploy
 from featherface.export.onnx import export_onnx
@@ -61,22 +60,8 @@ def main() -> None:
             for v, (variant, switches) in enumerate(VARIANTS.items()):
                 path = _export(net, Path(tmp) / f"{m}-{v}.onnx", **switches)
                 for threads in args.threads:
-                    options = ort.SessionOptions()
-                    options.intra_op_num_threads = threads
-                    options.inter_op_num_threads = 1
-                    if not args.spin:
-                        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-                    sessions[(spec, variant, threads)] = session
-    times: dict[tuple, list[float]] = {key: [] for key in sessions}
-    for session in sessions.values():
-        for _ in range(3):
-            session.run(None, {"images": batch})
-    for _ in range(args.repeats):
-        for key, session in sessions.items():
-            start = time.perf_counter()
-            session.run(None, {"images": batch})
-            times[key].append((time.perf_counter() - start) * 1000)
+                    sessions[(spec, variant, threads)] = ort_session(path, threads, spin=args.spin)
+    times = time_round_robin(sessions, batch, args.repeats)
     for spec in args.models:
         for threads in args.threads:
             base = statistics.median(times[(spec, "all rewrites", threads)])

@@ -11,12 +11,11 @@ import argparse
 import copy
 import io
 import statistics
-import time
 
 import numpy as np
-import onnxruntime as ort
 import torch
 
+from featherface.benchmark import ort_session, time_round_robin
 from featherface.export.deploy import DeploymentGraph
 from featherface.export.onnx import export_graph
 from featherface.models.config import nano_b_config, retinaface_mnet025_config
@@ -49,20 +48,8 @@ def main() -> None:
         buffer = io.BytesIO()
         export_graph(DeploymentGraph(model), buffer, torch.zeros(1, 3, args.size, args.size))
         for threads in (1, 2):
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            sessions[(name, threads)] = ort.InferenceSession(buffer.getvalue(), options)
-    times: dict[tuple[str, int], list[float]] = {key: [] for key in sessions}
-    for session in sessions.values():
-        for _ in range(3):
-            session.run(None, {"images": batch})
-    for _ in range(args.repeats):
-        for key, session in sessions.items():
-            start = time.perf_counter()
-            session.run(None, {"images": batch})
-            times[key].append((time.perf_counter() - start) * 1000)
+            sessions[(name, threads)] = ort_session(buffer.getvalue(), threads)
+    times = time_round_robin(sessions, batch, args.repeats)
     for (name, threads), t in times.items():
         ratio = statistics.median(t) / statistics.median(times[("retinaface-mnet025", threads)])
         print(f"{name:<34} {params[name]:>8,} params  {threads} thr  {statistics.median(t):6.2f} ms  {ratio:.3f}x")

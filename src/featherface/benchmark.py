@@ -81,6 +81,34 @@ def peak_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
     return 2 * size**3 / best / 1e9
 
 
+def ort_session(model: str | Path | bytes, threads: int, spin: bool = False) -> Any:
+    """An onnxruntime CPU session with ``threads`` intra-op threads; ``spin=False`` stops idle worker threads from
+    busy-waiting between runs (steadier timings on small shared machines, and sessions do not disturb each other)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def time_round_robin(sessions: dict[Any, Any], batch: np.ndarray, repeats: int, warmup: int = 3) -> dict[Any, list]:
+    """Milliseconds per run of each onnxruntime session, run in turn (repeat r of all before r + 1 of any)."""
+    times: dict[Any, list[float]] = {key: [] for key in sessions}
+    for session in sessions.values():
+        for _ in range(warmup):
+            session.run(None, {ONNX_INPUT: batch})
+    for _ in range(repeats):
+        for key, session in sessions.items():
+            start = time.perf_counter()
+            session.run(None, {ONNX_INPUT: batch})
+            times[key].append((time.perf_counter() - start) * 1000)
+    return times
+
+
 class RelativeLatency:
     """Latency of architectures relative to a reference one, in onnxruntime on this machine.
 
@@ -98,30 +126,17 @@ class RelativeLatency:
     def _session(self, config: DetectorConfig) -> Any:
         import io
 
-        import onnxruntime as ort
-
         with torch.random.fork_rng():
             torch.manual_seed(0)
             net = DetectorNet(config).eval()
         buffer = io.BytesIO()
         export_graph(DeploymentGraph(net), buffer, torch.zeros(1, 3, self.size, self.size))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
-        session.run(None, {ONNX_INPUT: self.batch})
-        return session
+        return ort_session(buffer.getvalue(), self.threads)
 
     def __call__(self, config: DetectorConfig) -> float:
-        candidate = self._session(config)
-        times: tuple[list[float], list[float]] = ([], [])
-        for _ in range(self.repeats):
-            for session, out in ((candidate, times[0]), (self.reference, times[1])):
-                start = time.perf_counter()
-                session.run(None, {ONNX_INPUT: self.batch})
-                out.append(time.perf_counter() - start)
-        return statistics.median(times[0]) / statistics.median(times[1])
+        times = time_round_robin({"candidate": self._session(config), "reference": self.reference}, self.batch,
+                                 self.repeats, warmup=1)  # fmt: skip
+        return statistics.median(times["candidate"]) / statistics.median(times["reference"])
 
 
 def benchmark(

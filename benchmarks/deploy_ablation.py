@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from featherface.benchmark import ort_session, time_round_robin
+from featherface.benchmark import session_runs, time_round_robin
 from featherface.checkpoint import load_model
-from featherface.export import deploy
+from featherface.detection.runners import onnx_session
 from featherface.export.onnx import export_onnx
 
 VARIANTS = {
@@ -26,17 +26,6 @@ VARIANTS = {
     "no fused heads": {"fuse_heads": False},
     "none": {"pad_stem_channels": False, "dense_ssh": False, "fuse_heads": False},
 }
-
-
-def _export(net, path: Path, **switches) -> Path:
-    original = deploy.DeploymentGraph.__init__.__defaults__
-    deploy.DeploymentGraph.__init__.__defaults__ = tuple(
-        switches.get(k, d) for k, d in zip(("pad_stem_channels", "dense_ssh", "fuse_heads"), original, strict=True)
-    )
-    try:
-        return export_onnx(net, path)
-    finally:
-        deploy.DeploymentGraph.__init__.__defaults__ = original
 
 
 def main() -> None:
@@ -58,10 +47,10 @@ def main() -> None:
         for m, spec in enumerate(args.models):
             net = load_model(spec)
             for v, (variant, switches) in enumerate(VARIANTS.items()):
-                path = _export(net, Path(tmp) / f"{m}-{v}.onnx", **switches)
+                path = export_onnx(net, Path(tmp) / f"{m}-{v}.onnx", rewrites=switches)
                 for threads in args.threads:
-                    sessions[(spec, variant, threads)] = ort_session(path, threads, spin=args.spin)
-    times = time_round_robin(sessions, batch, args.repeats)
+                    sessions[(spec, variant, threads)] = onnx_session(path, threads, spin=args.spin)
+    times = time_round_robin(session_runs(sessions, batch), args.repeats)
     for spec in args.models:
         for threads in args.threads:
             base = statistics.median(times[(spec, "all rewrites", threads)])

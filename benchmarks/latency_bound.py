@@ -15,7 +15,8 @@ import statistics
 import numpy as np
 import torch
 
-from featherface.benchmark import ort_session, time_round_robin
+from featherface.benchmark import session_runs, time_round_robin
+from featherface.detection.runners import onnx_session
 from featherface.export.deploy import DeploymentGraph
 from featherface.export.onnx import export_graph
 from featherface.models.config import nano_b_config, retinaface_mnet025_config
@@ -48,8 +49,8 @@ def main() -> None:
         buffer = io.BytesIO()
         export_graph(DeploymentGraph(model), buffer, torch.zeros(1, 3, args.size, args.size))
         for threads in (1, 2):
-            sessions[(name, threads)] = ort_session(buffer.getvalue(), threads)
-    times = time_round_robin(sessions, batch, args.repeats)
+            sessions[(name, threads)] = onnx_session(buffer.getvalue(), threads, spin=False)
+    times = time_round_robin(session_runs(sessions, batch), args.repeats)
     for (name, threads), t in times.items():
         ratio = statistics.median(t) / statistics.median(times[("retinaface-mnet025", threads)])
         print(f"{name:<34} {params[name]:>8,} params  {threads} thr  {statistics.median(t):6.2f} ms  {ratio:.3f}x")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 import tempfile
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 
 from featherface.checkpoint import load_model, resolve_checkpoint
-from featherface.detection.runners import ONNX_INPUT, OnnxRunner
+from featherface.detection.runners import ONNX_INPUT, OnnxRunner, onnx_session
 from featherface.export.deploy import DeploymentGraph
 from featherface.export.onnx import export_graph, export_onnx
 from featherface.models.config import DetectorConfig
@@ -81,32 +82,24 @@ def peak_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
     return 2 * size**3 / best / 1e9
 
 
-def ort_session(model: str | Path | bytes, threads: int, spin: bool = False) -> Any:
-    """An onnxruntime CPU session with ``threads`` intra-op threads; ``spin=False`` stops idle worker threads from
-    busy-waiting between runs (steadier timings on small shared machines, and sessions do not disturb each other)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    if not spin:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    source = model if isinstance(model, bytes) else str(model)
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-
-
-def time_round_robin(sessions: dict[Any, Any], batch: np.ndarray, repeats: int, warmup: int = 3) -> dict[Any, list]:
-    """Milliseconds per run of each onnxruntime session, run in turn (repeat r of all before r + 1 of any)."""
-    times: dict[Any, list[float]] = {key: [] for key in sessions}
-    for session in sessions.values():
+def time_round_robin(runs: dict[Any, Callable[[], Any]], repeats: int, warmup: int = 3) -> dict[Any, list[float]]:
+    """Milliseconds per call of each ``runs`` entry, called in turn (call r of all before call r + 1 of any), so
+    drifts in clock speed or background load hit all of them alike."""
+    times: dict[Any, list[float]] = {key: [] for key in runs}
+    for run in runs.values():
         for _ in range(warmup):
-            session.run(None, {ONNX_INPUT: batch})
+            run()
     for _ in range(repeats):
-        for key, session in sessions.items():
+        for key, run in runs.items():
             start = time.perf_counter()
-            session.run(None, {ONNX_INPUT: batch})
+            run()
             times[key].append((time.perf_counter() - start) * 1000)
     return times
+
+
+def session_runs(sessions: dict[Any, Any], batch: np.ndarray) -> dict[Any, Callable[[], Any]]:
+    """``time_round_robin`` calls for onnxruntime sessions on one input batch."""
+    return {key: functools.partial(session.run, None, {ONNX_INPUT: batch}) for key, session in sessions.items()}
 
 
 class RelativeLatency:
@@ -131,11 +124,11 @@ class RelativeLatency:
             net = DetectorNet(config).eval()
         buffer = io.BytesIO()
         export_graph(DeploymentGraph(net), buffer, torch.zeros(1, 3, self.size, self.size))
-        return ort_session(buffer.getvalue(), self.threads)
+        return onnx_session(buffer.getvalue(), self.threads, spin=False)
 
     def __call__(self, config: DetectorConfig) -> float:
-        times = time_round_robin({"candidate": self._session(config), "reference": self.reference}, self.batch,
-                                 self.repeats, warmup=1)  # fmt: skip
+        sessions = {"candidate": self._session(config), "reference": self.reference}
+        times = time_round_robin(session_runs(sessions, self.batch), self.repeats, warmup=1)
         return statistics.median(times["candidate"]) / statistics.median(times["reference"])
 
 
@@ -161,15 +154,9 @@ def benchmark(
     batch = np.random.default_rng(0).uniform(-120, 150, size=(1, 3, size, size)).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         candidates = [_prepare(spec, backend, threads, Path(tmp)) for spec in models]
-        for candidate in candidates:
-            for _ in range(warmup):
-                candidate.run(batch)
-        times: list[list[float]] = [[] for _ in candidates]
-        for _ in range(repeats):
-            for i, candidate in enumerate(candidates):
-                start = time.perf_counter()
-                candidate.run(batch)
-                times[i].append((time.perf_counter() - start) * 1000)
+        runs = {i: functools.partial(c.run, batch) for i, c in enumerate(candidates)}
+        timed = time_round_robin(runs, repeats, warmup)
+        times = [timed[i] for i in range(len(candidates))]
     return [
         {
             "model": c.label,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,21 +39,32 @@ class TorchRunner:
         return self.net(torch.from_numpy(batch).to(self.device))
 
 
+def onnx_session(
+    model: str | Path | bytes, threads: int | None = None, device: str | None = None, spin: bool = True
+) -> Any:
+    """An onnxruntime session (CPU unless CUDA's provider is installed and asked for) with ``threads`` intra-op
+    threads; ``spin=False`` stops idle worker threads from busy-waiting between runs (steadier timings on small
+    shared machines, and several sessions in one process do not disturb each other)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    providers = ["CPUExecutionProvider"]
+    if device and str(device).startswith("cuda"):
+        providers.insert(0, "CUDAExecutionProvider")
+    return ort.InferenceSession(model if isinstance(model, bytes) else str(model), options, providers=providers)
+
+
 class OnnxRunner:
     """An exported model in onnxruntime (CPU unless CUDA's provider is installed and asked for)."""
 
     def __init__(self, path: str | Path, threads: int | None = None, device: str | None = None) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        providers = ["CPUExecutionProvider"]
-        if device and str(device).startswith("cuda"):
-            providers.insert(0, "CUDAExecutionProvider")
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=providers)
+            self.session = onnx_session(path, threads, device)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ValueError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0]})") from None
         meta = self.session.get_modelmeta().custom_metadata_map

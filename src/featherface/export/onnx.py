@@ -64,9 +64,14 @@ def max_output_difference(net: DetectorNet, onnx_path: str | Path, batch: np.nda
 
 
 def export_onnx(
-    net: DetectorNet, out: str | Path, check_sizes: tuple[tuple[int, int], ...] = ((640, 640), (480, 736))
+    net: DetectorNet,
+    out: str | Path,
+    check_sizes: tuple[tuple[int, int], ...] = ((640, 640), (480, 736)),
+    rewrites: dict[str, bool] | None = None,
 ) -> Path:
     """Export ``net`` to ``out`` (written atomically) and check onnxruntime against torch at ``check_sizes``.
+
+    ``rewrites`` switches :class:`DeploymentGraph`'s rewrites off one by one (all on by default; for ablations).
 
     Raises :class:`ExportError` when outputs differ by more than ``PARITY_TOLERANCE``.
     """
@@ -77,7 +82,7 @@ def export_onnx(
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        export_graph(DeploymentGraph(net), tmp, torch.zeros(1, 3, 640, 640))
+        export_graph(DeploymentGraph(net, **(rewrites or {})), tmp, torch.zeros(1, 3, 640, 640))
         _attach_config(tmp, net)  # the checkpoint's architecture, whatever rewrites the graph went through
         generator = np.random.default_rng(0)
         for h, w in check_sizes:

@@ -17,6 +17,7 @@ from featherface.detection.boxes import (
 from featherface.detection.priors import PriorBox
 
 VARIANCES = (0.1, 0.2)
+FUNCTIONS = [box_iou, cxcywh_to_xyxy, xyxy_to_cxcywh, encode_boxes, decode_boxes, encode_landmarks, decode_landmarks]
 
 
 def random_boxes(generator: torch.Generator, n: int, extent: float = 100.0) -> torch.Tensor:
@@ -92,9 +93,9 @@ def brute_force_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> 
 @pytest.mark.parametrize("threshold", [0.3, 0.4, 0.7])
 def test_nms_equals_brute_force_on_random_boxes(seed, threshold):
     g = torch.Generator().manual_seed(seed)
-    boxes = random_boxes(g, 300, extent=60.0)
-    scores = torch.rand(300, generator=g)
-    expected = brute_force_nms(boxes.double().numpy(), scores.numpy(), threshold)
+    boxes = random_boxes(g, 300, extent=60.0).numpy()
+    scores = torch.rand(300, generator=g).numpy()
+    expected = brute_force_nms(boxes.astype(np.float64), scores, threshold)
     assert nms(boxes, scores, threshold).tolist() == expected
 
 
@@ -107,10 +108,34 @@ def test_nms_equals_brute_force_on_random_boxes(seed, threshold):
     st.floats(0.05, 0.95),
 )
 def test_nms_equals_brute_force_property(rows, threshold):
-    boxes = torch.tensor([[x, y, x + w, y + h] for x, y, w, h, _ in rows], dtype=torch.float64).reshape(-1, 4)
-    scores = torch.tensor([s for *_, s in rows], dtype=torch.float64)
-    assert nms(boxes, scores, threshold).tolist() == brute_force_nms(boxes.numpy(), scores.numpy(), threshold)
+    boxes = np.array([[x, y, x + w, y + h] for x, y, w, h, _ in rows], dtype=np.float64).reshape(-1, 4)
+    scores = np.array([s for *_, s in rows], dtype=np.float64)
+    assert nms(boxes, scores, threshold).tolist() == brute_force_nms(boxes, scores, threshold)
 
 
 def test_nms_of_nothing_is_empty():
-    assert nms(torch.zeros(0, 4), torch.zeros(0), 0.4).numel() == 0
+    kept = nms(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), 0.4)
+    assert kept.shape == (0,) and kept.dtype == np.int64
+
+
+@pytest.mark.parametrize("function", FUNCTIONS, ids=lambda f: f.__name__)
+def test_numpy_and_torch_give_the_same_results(function):
+    """One implementation for both kinds: training calls these on tensors, inference on numpy arrays."""
+    g = torch.Generator().manual_seed(3)
+    priors = PriorBox()(96, 128)
+    boxes = random_boxes(g, len(priors), extent=1.0) / 2
+    first = {
+        box_iou: boxes[:50],
+        cxcywh_to_xyxy: priors,
+        xyxy_to_cxcywh: boxes,
+        encode_boxes: boxes,
+        decode_boxes: torch.randn(len(priors), 4, generator=g),
+        encode_landmarks: torch.rand(len(priors), 10, generator=g),
+        decode_landmarks: torch.randn(len(priors), 10, generator=g),
+    }[function]
+    rest = {box_iou: (boxes,), cxcywh_to_xyxy: (), xyxy_to_cxcywh: ()}.get(function, (priors, VARIANCES))
+    from_torch = function(first, *rest)
+    from_numpy = function(first.numpy(), *(a.numpy() if isinstance(a, torch.Tensor) else a for a in rest))
+    assert isinstance(from_torch, torch.Tensor) and isinstance(from_numpy, np.ndarray)
+    assert from_numpy.dtype == np.float32
+    np.testing.assert_allclose(from_numpy, from_torch.numpy(), rtol=1e-6, atol=1e-6)

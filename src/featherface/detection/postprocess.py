@@ -1,4 +1,8 @@
-"""From raw per-prior outputs to faces: softmax, threshold, decode, NMS, top-k."""
+"""From raw per-prior outputs to faces: face score, threshold and top-k, decode only those candidates, greedy NMS.
+
+Plain numpy, shared by every backend (torch outputs are converted once), so the cost follows the candidates kept
+rather than the priors, and running an ONNX model needs no torch.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from featherface.detection.boxes import decode_boxes, decode_landmarks, nms
 
@@ -37,22 +39,42 @@ class Detections:
         return len(self.scores)
 
     def faces(self) -> list[dict[str, Any]]:
-        """JSON-ready faces: ``{"box": [x1, y1, x2, y2], "score", "landmarks": [[x, y] x 5]}``."""
+        """JSON-ready faces: ``{"box": [x1, y1, x2, y2], "score", "landmarks": [[x, y] x 5]}``, pixels to 0.01."""
+        boxes = np.round(self.boxes.astype(np.float64), 2).tolist()
+        scores = np.round(self.scores.astype(np.float64), 5).tolist()
+        landmarks = np.round(self.landmarks.astype(np.float64), 2).tolist()
         return [
-            {
-                "box": [round(float(v), 2) for v in box],
-                "score": round(float(score), 5),
-                "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in points],
-            }
-            for box, score, points in zip(self.boxes, self.scores, self.landmarks, strict=True)
+            {"box": box, "score": score, "landmarks": points}
+            for box, score, points in zip(boxes, scores, landmarks, strict=True)
         ]
 
 
+def face_scores(class_logits: np.ndarray) -> np.ndarray:
+    """Softmax probability of the face class: logits ``(..., 2)`` -> ``(...)`` float32."""
+    logits = class_logits.astype(np.float32, copy=False)
+    exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return exp[..., 1] / exp.sum(axis=-1)
+
+
+def select_candidates(scores: np.ndarray, config: PostprocessConfig) -> np.ndarray:
+    """Indices into ``scores (P,)`` above ``conf_threshold``, best first (ties: lower index first), at most
+    ``pre_nms_top_k`` of them."""
+    above = np.flatnonzero(scores > config.conf_threshold)
+    return above[np.argsort(-scores[above], kind="stable")[: config.pre_nms_top_k]]
+
+
+def suppress(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray, config: PostprocessConfig) -> Detections:
+    """Greedy NMS at ``nms_threshold`` over candidates ``boxes (K, 4)``, ``scores (K,)``, ``landmarks (K, 5, 2)``,
+    keeping at most ``keep_top_k``."""
+    kept = nms(boxes, scores, config.nms_threshold, config.keep_top_k)
+    return Detections(boxes=boxes[kept], scores=scores[kept], landmarks=landmarks[kept])
+
+
 def postprocess(
-    box_deltas: Tensor,
-    class_logits: Tensor,
-    landmark_deltas: Tensor,
-    priors: Tensor,
+    box_deltas: np.ndarray,
+    class_logits: np.ndarray,
+    landmark_deltas: np.ndarray,
+    priors: np.ndarray,
     variances: tuple[float, float],
     scales: list[tuple[float, float]],
     config: PostprocessConfig | None = None,
@@ -63,26 +85,13 @@ def postprocess(
     (the network input's width and height divided by the resize factor).
     """
     config = config or PostprocessConfig()
-    scores_all = torch.softmax(class_logits.float(), dim=-1)[..., 1]
+    scores = face_scores(class_logits)
     results = []
-    for i in range(box_deltas.shape[0]):
-        scores = scores_all[i]
-        candidates = torch.nonzero(scores > config.conf_threshold).squeeze(1)
-        if candidates.numel() > config.pre_nms_top_k:
-            top = torch.topk(scores[candidates], config.pre_nms_top_k).indices
-            candidates = candidates[top]
-        sx, sy = scales[i]
-        scale = torch.tensor([sx, sy], dtype=torch.float32, device=priors.device)
+    for i, (sx, sy) in enumerate(scales):
+        candidates = select_candidates(scores[i], config)
         selected = priors[candidates]
-        boxes = decode_boxes(box_deltas[i, candidates].float(), selected, variances) * scale.repeat(2)
-        points = decode_landmarks(landmark_deltas[i, candidates].float(), selected, variances)
-        points = points.reshape(len(candidates), 5, 2) * scale
-        kept = nms(boxes, scores[candidates], config.nms_threshold)[: config.keep_top_k]
-        results.append(
-            Detections(
-                boxes=boxes[kept].cpu().numpy(),
-                scores=scores[candidates][kept].cpu().numpy(),
-                landmarks=points[kept].cpu().numpy(),
-            )
-        )
+        scale = np.array([sx, sy], dtype=np.float32)
+        boxes = decode_boxes(box_deltas[i, candidates].astype(np.float32), selected, variances) * np.tile(scale, 2)
+        points = decode_landmarks(landmark_deltas[i, candidates].astype(np.float32), selected, variances)
+        results.append(suppress(boxes, scores[i, candidates], points.reshape(-1, 5, 2) * scale, config))
     return results

@@ -1,25 +1,37 @@
-"""Backends that turn a preprocessed batch into raw outputs: a torch network or an ONNX file."""
+"""Backends that turn a preprocessed batch into raw numpy outputs: a torch network or an ONNX file.
+
+torch is imported only by the torch backend, so running an ONNX file needs onnxruntime and numpy alone.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from featherface.models.config import DetectorConfig
-from featherface.models.detector_net import DetectorNet
+
+if TYPE_CHECKING:
+    import torch
+
+    from featherface.models.detector_net import DetectorNet
 
 ONNX_INPUT = "images"
 ONNX_OUTPUTS = ("box_deltas", "class_logits", "landmark_deltas")
 # ONNX metadata key holding the architecture JSON (the anchors come from there).
 ONNX_CONFIG_KEY = "featherface_config"
 
+RawOutputs = tuple[
+    np.ndarray, np.ndarray, np.ndarray
+]  # box deltas (N, P, 4), class logits (N, P, 2), landmarks (N, P, 10)
+
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """``None``/``"auto"`` -> CUDA when present, else CPU; anything else as torch reads it."""
+    import torch
+
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(device)
@@ -34,9 +46,12 @@ class TorchRunner:
         self.net = net.to(self.device).eval()
         self.config = net.config
 
-    @torch.inference_mode()
-    def __call__(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.net(torch.from_numpy(batch).to(self.device))
+    def __call__(self, batch: np.ndarray) -> RawOutputs:
+        import torch
+
+        with torch.inference_mode():
+            outputs = self.net(torch.from_numpy(batch).to(self.device))
+        return tuple(o.float().cpu().numpy() for o in outputs)  # type: ignore[return-value]
 
 
 def onnx_session(
@@ -59,20 +74,27 @@ def onnx_session(
     return ort.InferenceSession(model if isinstance(model, bytes) else str(model), options, providers=providers)
 
 
-class OnnxRunner:
-    """An exported model in onnxruntime (CPU unless CUDA's provider is installed and asked for)."""
+def open_onnx(path: str | Path, threads: int | None = None, device: str | None = None) -> Any:
+    """:func:`onnx_session` for a file, raising ``ValueError`` naming the file when onnxruntime cannot load it."""
+    try:
+        return onnx_session(path, threads, device)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ValueError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0]})") from None
 
-    def __init__(self, path: str | Path, threads: int | None = None, device: str | None = None) -> None:
-        try:
-            self.session = onnx_session(path, threads, device)
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ValueError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0]})") from None
+
+class OnnxRunner:
+    """A featherface-exported model in onnxruntime (CPU unless CUDA's provider is installed and asked for);
+    ``session``: one already open on ``path`` (then ``threads`` and ``device`` are its own)."""
+
+    def __init__(
+        self, path: str | Path, threads: int | None = None, device: str | None = None, session: Any = None
+    ) -> None:
+        self.session = session or open_onnx(path, threads, device)
         meta = self.session.get_modelmeta().custom_metadata_map
         if ONNX_CONFIG_KEY not in meta:
             raise ValueError(f"{path}: not exported by featherface (no {ONNX_CONFIG_KEY} metadata)")
         self.config = DetectorConfig.from_dict(json.loads(meta[ONNX_CONFIG_KEY]))
-        self.device = torch.device("cpu")
 
-    def __call__(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __call__(self, batch: np.ndarray) -> RawOutputs:
         outputs = self.session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: np.ascontiguousarray(batch, np.float32)})
-        return tuple(torch.from_numpy(o) for o in outputs)  # type: ignore[return-value]
+        return tuple(outputs)  # type: ignore[return-value]

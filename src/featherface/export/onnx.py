@@ -60,7 +60,7 @@ def max_output_difference(net: DetectorNet, onnx_path: str | Path, batch: np.nda
     with torch.inference_mode():
         expected = net.eval().cpu()(torch.from_numpy(batch))
     got = OnnxRunner(onnx_path)(batch)
-    return max(float((e - g).abs().max()) for e, g in zip(expected, got, strict=True))
+    return max(float(np.abs(e.numpy() - g).max()) for e, g in zip(expected, got, strict=True))
 
 
 def export_onnx(

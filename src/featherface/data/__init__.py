@@ -1,4 +1,4 @@
-"""Datasets: RetinaFace-layout label files, WIDER FACE split files, the embedded sample set."""
+"""Datasets: RetinaFace-layout label files, WIDER FACE split files, Pascal VOC XML, image pools, the sample set."""
 
 from featherface.data.labels import (
     ImageAnnotation,
@@ -7,5 +7,6 @@ from featherface.data.labels import (
     parse_label_file,
 )
 from featherface.data.sample import resolve_dataset
+from featherface.data.voc import parse_voc_folder
 
-__all__ = ["ImageAnnotation", "LabelError", "LabelReport", "parse_label_file", "resolve_dataset"]
+__all__ = ["ImageAnnotation", "LabelError", "LabelReport", "parse_label_file", "parse_voc_folder", "resolve_dataset"]

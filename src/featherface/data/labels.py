@@ -31,14 +31,24 @@ class LabelError(ValueError):
     """A problem in a label file, with the file and line it is on."""
 
 
+def _no_boxes() -> np.ndarray:
+    return np.zeros((0, 4), dtype=np.float32)
+
+
 @dataclass
 class ImageAnnotation:
-    """Faces of one image: ``boxes (K, 4)`` xyxy pixels, ``landmarks (K, 5, 2)``, ``has_landmarks (K,)``."""
+    """Faces of one image: ``boxes (K, 4)`` xyxy pixels, ``landmarks (K, 5, 2)``, ``has_landmarks (K,)``.
+
+    ``ignored_boxes (M, 4)`` (xyxy pixels) are faces that are neither to be found nor a mistake to find, such as
+    VOC objects of classes left out or marked ``difficult``: evaluation counts a detection whose best match is one
+    of them neither as a hit nor as a false positive. They are not in ``boxes`` and not counted by ``len``.
+    """
 
     path: Path
     boxes: np.ndarray
     landmarks: np.ndarray
     has_landmarks: np.ndarray
+    ignored_boxes: np.ndarray = field(default_factory=_no_boxes)
 
     @property
     def name(self) -> str:

@@ -6,10 +6,13 @@ a crowded scene, a four-person scene and a lone portrait); train = the other 6 p
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from importlib import resources
 from pathlib import Path
 
 from featherface.data.labels import ImageAnnotation, LabelReport, parse_label_file
+from featherface.data.pool import POOL_PARTS, pool_images, unlabelled_annotations
+from featherface.data.voc import find_voc_layout, parse_voc_folder
 from featherface.data.widerface import find_wider_split, parse_wider_split
 
 SAMPLE_VAL_IMAGES = frozenset({"faceapi_sample5.jpg", "faceapi_sample6.jpg", "grace_hopper_512x512.jpg"})
@@ -31,51 +34,81 @@ def load_sample(split: str = "all", strict: bool = True) -> list[ImageAnnotation
     return [a for a in annotations if (a.name in SAMPLE_VAL_IMAGES) == keep_val]
 
 
-def resolve_dataset(spec: str, strict: bool = False, report: LabelReport | None = None) -> list[ImageAnnotation]:
+def _split_spec(spec: str, parts: tuple[str, ...]) -> tuple[str, str | None]:
+    """``("DIR", "part")`` for ``DIR:part`` when DIR is a folder and part one of ``parts``, else ``(spec, None)``."""
+    head, sep, part = spec.rpartition(":")
+    if sep and part in parts and Path(head).is_dir():
+        return head, part
+    return spec, None
+
+
+def is_labelled_folder(path: Path) -> bool:
+    """Whether a folder holds labels :func:`resolve_dataset` reads (label.txt, WIDER FACE root or VOC XML)."""
+    return (
+        (path / "label.txt").is_file()
+        or find_wider_split(path, "train") is not None
+        or find_wider_split(path, "val") is not None
+        or find_voc_layout(path) is not None
+    )
+
+
+def resolve_dataset(
+    spec: str,
+    strict: bool = False,
+    report: LabelReport | None = None,
+    classes: Collection[str] | None = None,
+) -> list[ImageAnnotation]:
     """A dataset by name or path.
 
     - ``sample``, ``sample:train``, ``sample:val``: the embedded set;
     - a RetinaFace ``label.txt`` (images beside it or in ``images/``), or a folder holding one;
-    - a WIDER FACE root (``wider_face_split/`` + ``WIDER_train/images``): its train split, or ``ROOT:val``.
+    - a WIDER FACE root (``wider_face_split/`` + ``WIDER_train/images``): its train split, or ``ROOT:val``;
+    - a Pascal VOC folder (``Annotations/`` + ``JPEGImages/``, ``annotations/`` + ``images/``, or XML files beside
+      the images, see :mod:`featherface.data.voc`): all its files; ``classes`` picks the object names that are
+      faces (the others become ignored regions), only for VOC data.
     """
     if spec in SAMPLE_NAMES:
+        _no_classes(spec, classes)
         return load_sample({"sample": "all", "sample:train": "train", "sample:val": "val"}[spec])
-    split = "train"
-    if spec.endswith((":train", ":val")) and Path(spec.rsplit(":", 1)[0]).is_dir():
-        spec, split = spec.rsplit(":", 1)
+    spec, split = _split_spec(spec, ("train", "val"))
     path = Path(spec)
-    if path.is_dir():
-        wider = find_wider_split(path, split)
-        if wider is not None:
-            return parse_wider_split(*wider, strict=strict, report=report)
-        if (path / "label.txt").is_file():
-            path = path / "label.txt"
-        else:
-            raise ValueError(
-                f"{spec}: folder has no label.txt and is no WIDER FACE root (wider_face_split/, WIDER_{split}/images)"
-            )
-    elif not path.is_file():
-        raise ValueError(f"{spec}: no such dataset (give a label.txt, or sample/sample:train/sample:val)")
-    return parse_label_file(path, strict=strict, report=report)
+    if not path.is_dir():
+        if not path.is_file():
+            raise ValueError(f"{spec}: no such dataset (give a label.txt, a folder, or sample/sample:train/sample:val)")
+        _no_classes(spec, classes)
+        return parse_label_file(path, strict=strict, report=report)
+    wider = find_wider_split(path, split or "train")
+    if wider is not None:
+        _no_classes(spec, classes)
+        return parse_wider_split(*wider, strict=strict, report=report)
+    if (path / "label.txt").is_file():
+        _no_classes(spec, classes)
+        return parse_label_file(path / "label.txt", strict=strict, report=report)
+    if find_voc_layout(path) is not None:
+        if split is not None:
+            raise ValueError(f"{spec}: a Pascal VOC folder has no :{split} part; give the folder itself")
+        return parse_voc_folder(path, classes, strict=strict, report=report)
+    raise ValueError(
+        f"{spec}: folder has no label.txt, is no WIDER FACE root (wider_face_split/, WIDER_{split or 'train'}/images) "
+        "and holds no Pascal VOC XML"
+    )
 
 
-def unlabelled_images(folder: str | Path) -> list[ImageAnnotation]:
-    """Every image of a folder as an annotation without faces (for distillation with teacher targets only)."""
-    import numpy as np
-
-    from featherface.detection.image import list_images
-
-    paths = list_images(folder)
-    if not paths:
-        raise ValueError(f"{folder}: folder holds no images")
-    empty = np.zeros((0, 4), np.float32)
-    return [ImageAnnotation(p, empty, np.zeros((0, 5, 2), np.float32), np.zeros(0, bool)) for p in paths]
+def _no_classes(spec: str, classes: Collection[str] | None) -> None:
+    if classes is not None:
+        raise ValueError(f"{spec}: classes apply to Pascal VOC data only")
 
 
 def resolve_distillation_data(spec: str, strict: bool = False) -> tuple[list[ImageAnnotation], bool]:
-    """``(annotations, labelled)``: any dataset :func:`resolve_dataset` reads, or a folder of unlabelled images."""
-    path = Path(spec)
-    is_labelled_folder = (path / "label.txt").is_file() or find_wider_split(path, "train") is not None
-    if spec not in SAMPLE_NAMES and path.is_dir() and not is_labelled_folder:
-        return unlabelled_images(path), False
+    """``(annotations, labelled)``: any dataset :func:`resolve_dataset` reads, or a pool of unlabelled images.
+
+    A pool is a folder of images (subfolders included) without labels: ``DIR`` all of them, ``DIR:train`` all but
+    the fixed hold-out, ``DIR:holdout`` the hold-out (:mod:`featherface.data.pool`); its annotations hold no faces.
+    """
+    folder, part = _split_spec(spec, POOL_PARTS)
+    path = Path(folder)
+    if spec not in SAMPLE_NAMES and path.is_dir() and not is_labelled_folder(path):
+        return unlabelled_annotations(pool_images(path, part or "all")), False
+    if part == "holdout":
+        raise ValueError(f"{spec}: :holdout applies to folders of unlabelled images only")
     return resolve_dataset(spec, strict=strict), True

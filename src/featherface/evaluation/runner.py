@@ -32,16 +32,21 @@ def detect_dataset(detector: Detector, annotations: list[ImageAnnotation], progr
 
 
 def evaluate_detector(
-    detector: Detector, annotations: list[ImageAnnotation], score_threshold: float = 0.5, progress: bool = True
+    detector: Detector,
+    annotations: list[ImageAnnotation],
+    score_threshold: float = 0.5,
+    progress: bool = True,
+    iou_threshold: float = 0.5,
 ) -> tuple[DatasetResult, list[Detections]]:
-    """AP@0.5, recall, precision and NME of ``detector`` (whose own thresholds are replaced by the protocol's)."""
+    """AP at ``iou_threshold``, recall, precision and NME of ``detector`` at original image size (its own
+    thresholds are replaced by the protocol's: conf 0.02, NMS 0.4)."""
     saved = detector.postprocess_config
     detector.postprocess_config = evaluation_postprocess()
     try:
         detections = detect_dataset(detector, annotations, progress)
     finally:
         detector.postprocess_config = saved
-    return evaluate_dataset(annotations, detections, score_threshold=score_threshold), detections
+    return evaluate_dataset(annotations, detections, iou_threshold, score_threshold), detections
 
 
 def predict_wider(detector: Detector, images_dir: str | Path, out_dir: str | Path, progress: bool = True) -> int:

@@ -1,4 +1,4 @@
-"""AP@0.5 (VOC all-point), recall and landmark NME on any labelled set (RetinaFace label layout)."""
+"""AP@0.5 (VOC all-point), recall and landmark NME on any labelled set, with ignored faces (VOC ``difficult``)."""
 
 from __future__ import annotations
 
@@ -23,30 +23,52 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
-def match_detections(
-    gt_boxes: np.ndarray, det_boxes: np.ndarray, det_scores: np.ndarray, iou_threshold: float = 0.5
-) -> np.ndarray:
-    """For each detection, the index of the face it finds, or -1 (a false positive).
+# match_detections' verdicts besides a face index
+MISSED = -1  # a false positive
+IGNORED = -2  # best match is an ignored face: neither hit nor false positive
 
-    Detections are visited by decreasing score; each takes its highest-IoU face, and is a false positive if that
-    IoU is below the threshold or the face was already found (VOC's rule).
+
+def match_detections(
+    gt_boxes: np.ndarray,
+    det_boxes: np.ndarray,
+    det_scores: np.ndarray,
+    iou_threshold: float = 0.5,
+    ignored_boxes: np.ndarray | None = None,
+) -> np.ndarray:
+    """For each detection, the index of the face it finds, ``MISSED`` (-1, a false positive) or ``IGNORED`` (-2).
+
+    Detections are visited by decreasing score; each takes its highest-IoU box among the faces and the ignored
+    boxes ``(M, 4)``. It is ``IGNORED`` if that box is an ignored one with IoU >= the threshold, and a false
+    positive if the IoU is below the threshold or the face was already found (VOC's rule, ``difficult`` included).
     """
-    matches = np.full(len(det_boxes), -1, dtype=np.int64)
-    if len(det_boxes) == 0 or len(gt_boxes) == 0:
+    matches = np.full(len(det_boxes), MISSED, dtype=np.int64)
+    ignored = np.zeros((0, 4), np.float32) if ignored_boxes is None else ignored_boxes
+    candidates = np.concatenate([gt_boxes.reshape(-1, 4), ignored.reshape(-1, 4)]).astype(np.float32)
+    if len(det_boxes) == 0 or len(candidates) == 0:
         return matches
-    overlaps = _iou(det_boxes, gt_boxes)
-    taken = np.zeros(len(gt_boxes), dtype=bool)
+    overlaps = _iou(det_boxes, candidates)
+    num_faces = len(gt_boxes)
+    taken = np.zeros(num_faces, dtype=bool)
     for d in np.argsort(-det_scores, kind="stable"):
         g = int(overlaps[d].argmax())
-        if overlaps[d, g] >= iou_threshold and not taken[g]:
+        if overlaps[d, g] < iou_threshold:
+            continue
+        if g >= num_faces:
+            matches[d] = IGNORED
+        elif not taken[g]:
             taken[g] = True
             matches[d] = g
     return matches
 
 
+def _match(ann: ImageAnnotation, det: Detections, iou_threshold: float) -> np.ndarray:
+    return match_detections(ann.boxes, det.boxes, det.scores, iou_threshold, ann.ignored_boxes)
+
+
 @dataclass
 class DatasetResult:
-    """``ap`` over all detections given; ``recall``, ``precision`` and ``nme`` at ``score_threshold``."""
+    """``ap`` (at IoU ``iou_threshold``) over all detections given; ``recall``, ``precision`` and ``nme`` at
+    ``score_threshold``; ``ap75`` and ``ap50_95`` at their fixed IoUs."""
 
     ap: float
     ap75: float
@@ -59,10 +81,12 @@ class DatasetResult:
     pr_precision: np.ndarray
     pr_recall: np.ndarray
     per_image: list[dict[str, Any]] = field(default_factory=list)
+    iou_threshold: float = 0.5
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "ap": round(self.ap, 6),
+            "iou": self.iou_threshold,
             "ap75": round(self.ap75, 6),
             "ap50_95": round(self.ap50_95, 6),
             "recall": round(self.recall, 6),
@@ -93,11 +117,13 @@ def pr_curve(scores: list[np.ndarray], hits: list[np.ndarray], num_faces: int) -
 
 def average_precision(annotations: list[ImageAnnotation], detections: list[Detections], iou_threshold: float) -> float:
     """VOC all-point AP at one IoU threshold."""
-    hits = [
-        match_detections(a.boxes, d.boxes, d.scores, iou_threshold) >= 0
-        for a, d in zip(annotations, detections, strict=True)
-    ]
-    return pr_curve([d.scores for d in detections], hits, sum(len(a) for a in annotations))[0]
+    scores, hits = [], []
+    for ann, det in zip(annotations, detections, strict=True):
+        matches = _match(ann, det, iou_threshold)
+        counted = matches != IGNORED
+        scores.append(det.scores[counted])
+        hits.append(matches[counted] >= 0)
+    return pr_curve(scores, hits, sum(len(a) for a in annotations))[0]
 
 
 def evaluate_dataset(
@@ -106,17 +132,22 @@ def evaluate_dataset(
     iou_threshold: float = 0.5,
     score_threshold: float = 0.5,
 ) -> DatasetResult:
-    """Score detections (run at a low threshold, e.g. 0.02, so the PR curve is complete) against labels."""
+    """Score detections (run at a low threshold, e.g. 0.02, so the PR curve is complete) against labels.
+
+    ``iou_threshold`` is the IoU a detection needs with a face to find it (``ap`` is AP at it); detections on a
+    label's ``ignored_boxes`` are left out of every figure (``per_image`` ``detections`` included).
+    """
     if len(annotations) != len(detections):
         raise ValueError(f"{len(annotations)} labelled images but {len(detections)} detection results")
     scores, hits, nme_values, per_image = [], [], [], []
     num_faces = 0
     for ann, det in zip(annotations, detections, strict=True):
-        matches = match_detections(ann.boxes, det.boxes, det.scores, iou_threshold)
+        matches = _match(ann, det, iou_threshold)
         num_faces += len(ann)
-        scores.append(det.scores)
-        hits.append(matches >= 0)
-        confident = det.scores >= score_threshold
+        counted = matches != IGNORED
+        scores.append(det.scores[counted])
+        hits.append(matches[counted] >= 0)
+        confident = (det.scores >= score_threshold) & counted
         for d in np.flatnonzero(confident & (matches >= 0)):
             g = matches[d]
             if ann.has_landmarks[g]:
@@ -153,4 +184,5 @@ def evaluate_dataset(
         pr_precision=pr_precision,
         pr_recall=pr_recall,
         per_image=per_image,
+        iou_threshold=iou_threshold,
     )

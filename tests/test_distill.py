@@ -1,7 +1,9 @@
 """Phase 1 distillation: the loss, its weights, and teacher -> student end to end."""
 
 import csv
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -106,6 +108,19 @@ def test_featherface_v1_trained_briefly_then_distilled_into_nano_b(tmp_path, cap
     unlabelled_run = tmp_path / "unlabelled"
     assert main(["distill", "--teacher", "retinaface-mnet025", "--student", "nano-b", "--data", str(photos),
                  "--out", str(unlabelled_run), "--config", str(tiny), "--device", "cpu"]) == 0  # fmt: skip
-    assert "alpha = 1" in capsys.readouterr().out
+    # ... labelled by the teacher's confident faces: hard targets for the task share beside the soft ones
+    assert "2 unlabelled images" in capsys.readouterr().out
     row = read_rows(unlabelled_run)[0]
-    assert "loss_task_cls" not in row
+    assert "loss_task_cls" in row and "loss_distill_cls" in row
+    (labels,) = (unlabelled_run / "teacher-labels").glob("teacher_labels_*.json")
+    cached = json.loads(labels.read_text())["images"]
+    assert sorted(Path(r["path"]).name for r in cached) == ["astronaut.jpg", "camera.jpg"]
+    assert len(cached[0]["boxes"]) >= 1  # the astronaut's face
+    # without a teacher-label threshold: soft targets alone, alpha 1
+    soft = tmp_path / "soft.yaml"
+    soft.write_text(tiny.read_text() + "distill:\n  teacher_label_score: null\n")
+    soft_run = tmp_path / "soft"
+    assert main(["distill", "--teacher", "retinaface-mnet025", "--student", "nano-b", "--data", str(photos),
+                 "--out", str(soft_run), "--config", str(soft), "--device", "cpu"]) == 0  # fmt: skip
+    assert "alpha = 1" in capsys.readouterr().out
+    assert "loss_task_cls" not in read_rows(soft_run)[0]

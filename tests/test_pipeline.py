@@ -25,6 +25,8 @@ prune:
   sfp_epochs: 1
   finetune_epochs: 1
 pipeline:
+  data: sample:train
+  val: sample:val
   teacher: retinaface-mnet025
   student: nano-b
   distill_epochs: 1
@@ -46,7 +48,7 @@ def test_pipeline_runs_every_phase_and_resumes(tmp_path, capsys):
     ]  # fmt: skip
     deployed = phases["phase 3: deployed"]
     assert deployed["params"] < phases["phase 1: distilled"]["params"]
-    assert 120_000 <= deployed["params"] <= 200_000  # 3 trials need not hit the target window
+    assert 135_000 <= deployed["params"] <= 165_000  # the budget is met by construction: 150k +- 10 %
     for row in phases.values():
         assert {"params", "gflops", "ap", "ap50_95", "latency_ms"} <= set(row)
     assert report["sample_set_figures"] is True

@@ -1,6 +1,7 @@
 """B-FPGM: FPGM importance, masks, hard pruning equivalence, the deployed model, the persistent BO study."""
 
 import copy
+import itertools
 import math
 import os
 import subprocess
@@ -20,15 +21,20 @@ from featherface.models.zoo import create_model
 from featherface.pruning.fpgm import fpgm_importance, select_pruned
 from featherface.pruning.groups import LAYER_GROUPS, channel_spaces
 from featherface.pruning.hard import fold_shuffle_into_heads, hard_prune
-from featherface.pruning.masks import apply_masks, clear_cbam_masks, compute_masks, smooth_scale
+from featherface.pruning.masks import apply_masks, clear_cbam_masks, compute_masks, smooth_scale, zero_filters
 from featherface.pruning.search import (
+    STUDY_PREFIX,
     ProbeFirstSampler,
     SearchConfig,
+    SearchError,
+    best_feasible_trial,
+    budget_bounds,
+    fit_to_budget,
+    params_at_rates,
     probe_rates,
     pruned_config,
     pruned_parameter_count,
     run_search,
-    sparsity_penalty,
     trial_value,
 )
 
@@ -135,11 +141,89 @@ def test_smooth_masks_harden_over_the_phase():
     assert (final[pruned] == 0).all()
 
 
-def test_sparsity_penalty_follows_the_b_fpgm_rule():
-    assert sparsity_penalty(0.52, 0.5, 0.04) == 0.0
-    assert sparsity_penalty(0.48, 0.5, 0.04) == pytest.approx(0.02)
-    assert sparsity_penalty(0.56, 0.5, 0.04) == pytest.approx(0.02)
-    assert sparsity_penalty(0.40, 0.5, 0.04) == 100.0
+MID_RATES = {g: (lo + hi) / 2 for g, (lo, hi) in LAYER_GROUPS.items()}
+
+
+@pytest.mark.parametrize("group", list(LAYER_GROUPS))
+def test_every_group_rate_is_live_across_its_bounds(group):
+    """At least 3 distinct deployed sizes per group with the other rates fixed, never growing with the rate, and
+    the count from widths equals the hard-pruned network's own."""
+    net = create_model("nano-b", pretrained=False)
+    lo, hi = LAYER_GROUPS[group]
+    counts = []
+    for rate in [lo + (hi - lo) * i / 20 for i in range(21)]:
+        masks = compute_masks(net, {**MID_RATES, group: rate})
+        counts.append(pruned_parameter_count(net, masks))
+    assert len(set(counts)) >= 3, counts
+    assert all(a >= b for a, b in itertools.pairwise(counts)), counts
+    masks = compute_masks(net, {**MID_RATES, group: hi})
+    assert count_parameters(hard_prune(net, masks)) == counts[-1]
+
+
+def test_depthwise_spaces_keep_16_aligned_widths_and_the_rest_prune_channel_by_channel():
+    net = create_model("nano-b", pretrained=False)
+    masks = compute_masks(net, {"backbone_late": 0.3, "cbam": 0.3, "heads": 0.3, "ssh": 0.3, "bifpn": 0.3})
+    kept = {name: int(m.sum()) for name, m in masks.items()}
+    assert kept["block5"] == 96  # 128 - floor(38.4) = 90 -> nearest multiple of 16
+    assert kept["neck"] == 48  # 36 per SSH group - 10 = 26 -> nearest multiple of 8 per group
+    assert kept["attention_in2_hidden"] == 32 - 9  # no depthwise conv: channel by channel
+    assert kept["ssh0_mid"] == 2 * (9 - 2)  # grouped: equal numbers per group
+    assert kept["ssh0_out3x3"] == 2 * (18 - 5)
+
+
+def test_budget_fit_moves_rates_the_least_distance_onto_the_band():
+    net = create_model("nano-b", pretrained=False)
+    low, high = budget_bounds(SearchConfig(target_params=150_000, tolerance=0.1))
+    assert (low, high) == (135_000, 165_000)
+    light = {g: lo for g, (lo, _) in LAYER_GROUPS.items()}  # too many parameters left: prune more
+    fit = fit_to_budget(net, light, low, high)
+    assert fit.feasible and low <= fit.params <= high == 165_000
+    assert fit.params == params_at_rates(net, fit.rates)
+    # a slightly smaller move (5 % less of the way to the upper bounds) misses the band: the move is minimal
+    t = (fit.rates["backbone_late"] - light["backbone_late"]) / (LAYER_GROUPS["backbone_late"][1] - 0.1)
+    shorter = {g: light[g] + 0.95 * t * (LAYER_GROUPS[g][1] - light[g]) for g in LAYER_GROUPS}
+    assert params_at_rates(net, shorter) > high
+    heavy = {g: hi for g, (_, hi) in LAYER_GROUPS.items()}  # below the band: prune less
+    fit = fit_to_budget(net, heavy, low, high)
+    assert fit.feasible and all(fit.rates[g] <= heavy[g] for g in LAYER_GROUPS)
+    inside = fit_to_budget(net, fit.rates, low, high)
+    assert inside.rates == fit.rates  # already in the band: unchanged
+    with pytest.raises(SearchError, match="cannot be reached"):
+        fit_to_budget(net, light, 20_000, 30_000)
+
+
+def test_search_never_chooses_an_infeasible_trial(tmp_path):
+    study = optuna.create_study(direction="maximize")
+    for value, feasible in ((5.0, False), (1.0, True), (2.0, True)):
+        trial = optuna.trial.create_trial(
+            params={}, distributions={}, value=value, user_attrs={"feasible": feasible, "params": 1}
+        )
+        study.add_trial(trial)
+    assert best_feasible_trial(study).value == 2.0
+    infeasible = optuna.create_study(direction="maximize")
+    infeasible.add_trial(optuna.trial.create_trial(value=9.0, user_attrs={"feasible": False, "params": 99_000}))
+    with pytest.raises(SearchError, match="none of the 1 completed trials met the parameter budget"):
+        best_feasible_trial(infeasible)
+
+
+def test_masked_filter_gets_gradient_and_changes_in_the_next_step():
+    """Soft filter pruning zeroes the filter only: BN still passes gradient, so the filter can grow back."""
+    net = randomize_batchnorm(create_model("nano-b", pretrained=False)).train()
+    masks = compute_masks(net, {"backbone_late": 0.5, "bifpn": 0.5})
+    zero_filters(net, masks)
+    weight = net.backbone.blocks[5].pw.conv.weight
+    pruned = ~masks["block5"]
+    assert (weight[pruned] == 0).all()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 50
+    loss = sum(out.square().mean() for out in net(images))
+    loss.backward()
+    assert weight.grad[pruned].abs().sum() > 0
+    optimizer.step()
+    assert (weight[pruned] != 0).any(dim=(1, 2, 3)).all()  # every pruned filter moved off zero
+    # the deployed view (apply_masks) zeroes BN too: there the pruned channels are dead, as hard pruning needs
+    apply_masks(net, masks)
+    assert (net.backbone.blocks[5].pw.bn.weight[pruned] == 0).all()
 
 
 def test_deployed_nano_b_in_range_loads_without_pruning_code_and_exports(tmp_path):
@@ -167,10 +251,11 @@ def test_deployed_nano_b_in_range_loads_without_pruning_code_and_exports(tmp_pat
 def test_pruned_config_is_plain_numbers():
     net = DetectorNet(featherface_v1_config())
     _, _, pruned = masked_and_pruned(net, {"bifpn": 0.5, "heads": 0.3})
-    # 72 -> 36 kept, rounded to the 16-channel alignment: 32; SSH 3x3 branch 40 -> 28, aligned: 32
+    # the neck carries depthwise convs: 72 -> 36 kept, rounded to the 16-channel alignment: 32; the SSH 3x3
+    # branch feeds only the heads' 1x1 convs: 40 -> 40 - floor(0.3 * 40) = 28, channel by channel
     assert pruned.config.neck.channels == 32
     assert pruned.config.shuffle_groups == 1
-    assert pruned.config.context.levels[0].out3x3 == 32
+    assert pruned.config.context.levels[0].out3x3 == 28
 
 
 def _worker(storage, trials, delay):
@@ -182,7 +267,10 @@ def _worker(storage, trials, delay):
 
 
 def _complete(storage):
-    study = optuna.load_study(study_name="b-fpgm", storage=storage)
+    names = [n for n in optuna.get_all_study_names(storage) if n.startswith(STUDY_PREFIX)]
+    if not names:
+        raise KeyError("no study yet")
+    study = optuna.load_study(study_name=names[0], storage=storage)
     return study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
 
 
@@ -208,14 +296,13 @@ def test_killed_study_resumes(tmp_path):
     assert len(trials) == 8
     # the probe ran once, first: the resumed run did not start the study over
     assert trials[0].number == 0
-    target = 1 - SearchConfig().target_params / count_parameters(create_model("nano-b", pretrained=False))
-    assert trials[0].params == pytest.approx(probe_rates(target))
+    assert trials[0].params == pytest.approx(probe_rates(create_model("nano-b", pretrained=False), SearchConfig()))
 
 
 @pytest.mark.slow
 def test_two_workers_share_one_sqlite_study(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    optuna.create_study(study_name="b-fpgm", storage=storage, direction="maximize")
+    optuna.storages.RDBStorage(storage)  # the schema exists before two processes race to create it
     workers = [_worker(storage, 8, 0.3) for _ in range(2)]
     for w in workers:
         assert w.wait(timeout=240) == 0, w.stderr.read().decode()[-2000:]
@@ -223,8 +310,8 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
     assert 8 <= len(trials) <= 9  # a worker may finish the trial it began as the other reached the budget
     assert len({t.user_attrs["worker"] for t in trials}) == 2
     # one probe, at trial 0, and no start point drawn twice by the equally seeded workers
-    target = 1 - SearchConfig().target_params / count_parameters(create_model("nano-b", pretrained=False))
-    probes = [t for t in trials if t.params == pytest.approx(probe_rates(target))]
+    probe = probe_rates(create_model("nano-b", pretrained=False), SearchConfig())
+    probes = [t for t in trials if t.params == pytest.approx(probe)]
     assert [t.number for t in probes] == [0]
     assert len({tuple(sorted(t.params.items())) for t in trials}) == len(trials)
 
@@ -257,7 +344,7 @@ def test_prune_command_resumes_its_study_and_finetune_deploys(tmp_path, capsys):
 
 
 def test_probe_first_sampler_fixes_start_points_by_trial_number():
-    probe = probe_rates(0.55)
+    probe = {g: min(max(0.57, lo), hi) for g, (lo, hi) in LAYER_GROUPS.items()}
 
     def draws(seed: int) -> list[dict[str, float]]:
         study = optuna.create_study(sampler=ProbeFirstSampler(probe, seed, n_startup=4), direction="maximize")
@@ -277,11 +364,10 @@ def test_trial_value_scales_the_loss_by_relative_time():
     off = SearchConfig()
     aware = SearchConfig(latency_exponent=0.5)
     scores = {"val_loss": 20.0, "latency_ratio": 0.64}
-    assert trial_value(scores, 0.0, off) == -20.0  # the authors' objective ignores time
-    assert trial_value(scores, 0.0, aware) == pytest.approx(-20.0 * 0.8)
-    assert trial_value(scores, 0.02, aware) == pytest.approx(-16.0 - 5 * 0.02)
+    assert trial_value(scores, off) == -20.0  # the authors' objective ignores time
+    assert trial_value(scores, aware) == pytest.approx(-20.0 * 0.8)
     slower = {"val_loss": 20.0, "latency_ratio": 0.81}
-    assert trial_value(scores, 0.0, aware) > trial_value(slower, 0.0, aware)
+    assert trial_value(scores, aware) > trial_value(slower, aware)
 
 
 def test_hardware_aware_search_records_and_uses_the_latency(tmp_path):
@@ -298,8 +384,8 @@ def test_hardware_aware_search_records_and_uses_the_latency(tmp_path):
     for trial in study.trials:
         ratio = trial.user_attrs["latency_ratio"]
         assert 0 < ratio <= 1
-        assert trial.value == pytest.approx(-10.0 * ratio - 5 * trial.user_attrs["penalty"])
-        masks = compute_masks(copy.deepcopy(net), trial.params)
+        assert trial.value == pytest.approx(-10.0 * ratio)
+        masks = compute_masks(copy.deepcopy(net), trial.user_attrs["rates"])
         assert pruned_config(net, masks).to_dict() == seen[trial.number].to_dict()  # the trial's own architecture
 
 
@@ -308,6 +394,6 @@ def test_relative_latency_probe_times_deployment_graphs():
 
     probe = RelativeLatency(nano_b_config(), size=128, repeats=2)
     net = create_model("nano-b", pretrained=False)
-    masks = compute_masks(net, probe_rates(0.6))
+    masks = compute_masks(net, probe_rates(net, SearchConfig()))
     ratio = probe(pruned_config(net, masks))
     assert math.isfinite(ratio) and ratio > 0

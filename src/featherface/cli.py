@@ -17,11 +17,14 @@ class CommandError(Exception):
     """Bad input from the command line: printed as one line, exit status 2."""
 
 
-def _write_json(path: str | None, data: Any) -> None:
+def _write_json(path: str | None, data: Any, line_per_item: bool = False) -> None:
+    """``line_per_item``: a list written one compact item per line (json's C encoder, ~4x faster than indenting
+    when there are thousands of faces)."""
     if path:
-        from featherface.checkpoint import atomic_write_bytes
+        from featherface.fileio import atomic_write_bytes
 
-        atomic_write_bytes(Path(path), (json.dumps(data, indent=1) + "\n").encode())
+        text = "[\n" + ",\n".join(map(json.dumps, data)) + "\n]" if line_per_item else json.dumps(data, indent=1)
+        atomic_write_bytes(Path(path), (text + "\n").encode())
 
 
 def _positive_int(text: str) -> int:
@@ -50,6 +53,13 @@ def _unit_float(text: str) -> float:
 
 def _non_negative_float(text: str) -> float:
     return _float_between(text, 0.0, math.inf, "a number >= 0")
+
+
+def _positive_float(text: str) -> float:
+    value = _float_between(text, 0.0, math.inf, "a number > 0")
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
 
 
 # ---------------------------------------------------------------------------------------------- info
@@ -175,7 +185,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         frames = _detect_video(detector, video, args, save_dir)
         print(f"{video}: {len(frames)} frame(s), {sum(len(f['faces']) for f in frames)} face(s)")
         results.extend(frames)
-    _write_json(args.json, results)
+    _write_json(args.json, results, line_per_item=True)
     return 0
 
 
@@ -232,6 +242,10 @@ def _evaluate_wider(args: argparse.Namespace) -> dict[str, Any]:
     return result.to_dict()
 
 
+# above this many images, evaluate prints totals only (the rows are in --json)
+_MAX_IMAGE_ROWS = 50
+
+
 def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
     import cv2
 
@@ -240,28 +254,36 @@ def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
     from featherface.detection.api import Detector
     from featherface.detection.image import read_image
     from featherface.evaluation.plots import plot_pr_curves
-    from featherface.evaluation.runner import evaluate_detector
+    from featherface.evaluation.runner import EVAL_CONF_THRESHOLD, EVAL_NMS_THRESHOLD, evaluate_detector
     from featherface.visualize import draw_detections
 
     report = LabelReport()
-    annotations = resolve_dataset(args.data, strict=args.strict, report=report)
+    if args.teacher:
+        annotations = _teacher_references(args, report)
+    else:
+        annotations = resolve_dataset(args.data, strict=args.strict, report=report, classes=args.classes)
     if report.total:
         print(f"warning: skipped {report.summary()}", file=sys.stderr)
     if not annotations:
         raise CommandError(f"{args.data}: no labelled images")
     detector = Detector.load(args.model, device=args.device, threads=args.threads)
-    result, detections = evaluate_detector(detector, annotations, score_threshold=args.conf)
-    print(f"{'image':<30}{'faces':>6}{'dets':>6}{'TP':>5}{'FP':>5}{'missed':>8}")
-    for row in result.per_image:
+    result, detections = evaluate_detector(detector, annotations, score_threshold=args.conf, iou_threshold=args.iou)
+    rows = result.per_image if len(result.per_image) <= _MAX_IMAGE_ROWS else []
+    if rows:
+        print(f"{'image':<30}{'faces':>6}{'dets':>6}{'TP':>5}{'FP':>5}{'missed':>8}")
+    else:
+        print(f"{len(result.per_image)} images (per-image rows in --json)")
+    for row in rows:
         print(
             f"{row['image']:<30}{row['faces']:>6}{row['detections']:>6}{row['true_positives']:>5}"
             f"{row['false_positives']:>5}{row['missed']:>8}"
         )
     nme = "n/a" if result.nme is None else f"{result.nme:.4f}"
+    reference = f"teacher {args.teacher} at score >= {args.teacher_conf}" if args.teacher else "labels"
     print(
-        f"AP@0.5 {result.ap:.4f}  AP@0.75 {result.ap75:.4f}  AP@[.5:.95] {result.ap50_95:.4f}  "
+        f"AP@{args.iou:g} {result.ap:.4f}  AP@0.75 {result.ap75:.4f}  AP@[.5:.95] {result.ap50_95:.4f}  "
         f"recall {result.recall:.4f}  precision {result.precision:.4f}  NME {nme}  "
-        f"({result.num_faces} faces; recall, precision and NME at score >= {args.conf})"
+        f"({result.num_faces} faces from {reference}; recall, precision and NME at score >= {args.conf})"
     )
     if args.plots:
         curves = {args.data: (result.pr_recall, result.pr_precision, result.ap)}
@@ -274,7 +296,37 @@ def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
             confident = found.scores >= args.conf
             found = type(found)(found.boxes[confident], found.scores[confident], found.landmarks[confident])
             cv2.imwrite(str(save_dir / f"{ann.path.stem}.png"), draw_detections(read_image(ann.path), found))
-    return {"model": args.model, "data": args.data, **result.to_dict()}
+    settings = {
+        "classes": args.classes,
+        "teacher": args.teacher,
+        "teacher_conf": args.teacher_conf if args.teacher else None,
+        "detection_conf": EVAL_CONF_THRESHOLD,
+        "detection_nms": EVAL_NMS_THRESHOLD,
+        "image_size": "original",
+        "skipped": dict(report.skipped),
+    }
+    return {"model": args.model, "data": args.data, **settings, **result.to_dict()}
+
+
+def _teacher_references(args: argparse.Namespace, report: Any) -> list[Any]:
+    """The teacher's confident faces on the images of ``--data`` (labels there, if any, are not used)."""
+    from featherface.data.pseudo import teacher_annotations
+    from featherface.data.sample import resolve_distillation_data
+    from featherface.detection.api import Detector
+
+    if args.classes is not None:
+        raise CommandError("--classes picks labelled VOC classes; it has no meaning with --teacher")
+    images, _ = resolve_distillation_data(args.data, strict=args.strict)
+    teacher = Detector.load(args.teacher, device=args.device, threads=args.threads)
+    paths = [ann.path for ann in images]
+    return teacher_annotations(teacher, paths, args.teacher_conf, progress=True, strict=args.strict, report=report)
+
+
+def _class_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected class names separated by commas, got {text!r}")
+    return names
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -337,24 +389,25 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_distill(args: argparse.Namespace) -> int:
     from featherface.checkpoint import load_model
-    from featherface.data.sample import resolve_distillation_data
-    from featherface.losses.distill import DistillConfig
-    from featherface.training.distill import DistillObjective
+    from featherface.training.distill import DistillObjective, distillation_data
     from featherface.training.trainer import Trainer
 
     if str(args.teacher).endswith(".onnx"):
         raise CommandError("--teacher: distillation needs a torch model (zoo name, checkpoint or run dir), not ONNX")
     config = _training_config(args, "data")
     config.model = args.student
-    annotations, labelled = resolve_distillation_data(args.data, strict=config.strict)
-    alpha = args.alpha if labelled else 1.0
-    if not labelled:
-        print(f"{args.data}: unlabelled images, distilling from teacher targets only (alpha = 1)")
-    distill_config = DistillConfig(temperature=args.temperature, alpha=alpha)
+    distill_config = _distill_config(args)
     teacher = load_model(args.teacher)
+    annotations, val = distillation_data(
+        args.data, args.val, teacher, str(args.teacher), distill_config, Path(args.out) / "teacher-labels",
+        strict=config.strict,
+    )  # fmt: skip
     student = load_model(args.student)
     objective = DistillObjective(teacher, student, config, distill_config)
-    trainer = Trainer(student, config, args.out, resume=args.resume, objective=objective, train_annotations=annotations)
+    trainer = Trainer(
+        student, config, args.out, resume=args.resume, objective=objective, train_annotations=annotations,
+        val_annotations=val,
+    )  # fmt: skip
     result = trainer.fit()
     print(f"distilled {result.epochs_done} epoch(s) from {args.teacher}; checkpoints in {result.out_dir}")
     return 0
@@ -373,14 +426,15 @@ def _load_teacher(spec: str | None):
 def _prune_config(args: argparse.Namespace):
     from featherface.pruning.phases import load_prune_config
 
-    source = args.config
-    if source is None and str(args.data).startswith("sample"):
-        source = "sample"
-    config = load_prune_config(source)
+    config = load_prune_config(_config_source(args))
     if getattr(args, "trials", None):
         config.search.trials = args.trials
     if getattr(args, "target_params", None):
         config.search.target_params = args.target_params
+    if getattr(args, "tolerance", None) is not None:
+        config.search.tolerance = args.tolerance
+    if getattr(args, "method", None):
+        config.method = args.method
     if getattr(args, "latency_exponent", None) is not None:
         config.search.latency_exponent = args.latency_exponent
     if getattr(args, "mask", None):
@@ -415,6 +469,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         teacher=teacher,
         storage=args.storage,
         resume=args.resume,
+        distill=_distill_config(args),
     )
     print(
         f"pruned {summary['params_unpruned']:,} -> {summary['params_pruned']:,} parameters; "
@@ -432,8 +487,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     config = _prune_config(args)
     val = resolve_dataset(args.val) if args.val else None
     summary = finetune(
-        args.model, train, config, args.out, val, teacher=_load_teacher(args.teacher), resume=args.resume
-    )
+        args.model, train, config, args.out, val, teacher=_load_teacher(args.teacher), resume=args.resume,
+        distill=_distill_config(args),
+    )  # fmt: skip
     print(
         f"deployed model: {summary['deployed']} ({summary['params']:,} parameters; "
         f"max |masked - deployed| = {summary['max_output_difference']:.1e})"
@@ -472,6 +528,30 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float)
     p.add_argument("--workers", type=int, help="data-loading processes")
     p.add_argument("--strict", action="store_true", help="stop at the first bad label or image (default: skip, count)")
+
+
+def _add_distill_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--alpha", type=_unit_float, help="distillation share of the loss (default: config, else 0.7)")
+    p.add_argument("--temperature", type=_positive_float, help="softmax temperature T (default: config, else 4)")
+    p.add_argument(
+        "--confident", type=_unit_float,
+        help="teacher face probability that gives a prior box/landmark targets (default: config, else 0.5)",
+    )  # fmt: skip
+
+
+def _distill_config(args: argparse.Namespace):
+    from featherface.training.distill import load_distill_config
+
+    return load_distill_config(
+        _config_source(args), temperature=args.temperature, alpha=args.alpha, confident=args.confident
+    )
+
+
+def _config_source(args: argparse.Namespace) -> str | None:
+    """``--config``, or the sample preset for the embedded set (its tiny data needs its own recipe)."""
+    if args.config is None and str(args.data).startswith("sample"):
+        return "sample"
+    return args.config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -515,8 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", required=True, help="zoo name, checkpoint or run dir (e.g. retinaface-mnet025)")
     p.add_argument("--student", required=True, help="zoo name (e.g. nano-b) or a checkpoint")
     p.add_argument("--data", required=True, help="label.txt, WIDER root, sample / sample:train, or a folder of images")
-    p.add_argument("--alpha", type=_unit_float, default=0.7, help="distillation share of the loss (default 0.7)")
-    p.add_argument("--temperature", type=float, default=4.0, help="softmax temperature T (default 4)")
+    _add_distill_options(p)
     _add_training_options(p)
     p.set_defaults(func=cmd_distill)
 
@@ -531,9 +610,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="hardware-aware search: scale each trial's loss by (its onnxruntime time / the unpruned one's) to this "
         "power (0 = the B-FPGM authors' objective; the shipped configs use 0.5)",
     )  # fmt: skip
+    p.add_argument("--tolerance", type=_unit_float, help="deployed params within target x (1 +- this) (default 0.05)")
     p.add_argument("--mask", choices=["hard", "smooth"], help="soft-pruning mask: zero filters, or sigmoid-shrink")
+    p.add_argument(
+        "--method", choices=["sfp", "oneshot"],
+        help="sfp: filters zeroed each epoch, free to recover (default); oneshot: masks fixed first (ablation)",
+    )  # fmt: skip
     p.add_argument("--storage", help="Optuna storage URL (default sqlite:///RUN/study.db); share it between machines")
     p.add_argument("--json", help="write rates and trials to this JSON file")
+    _add_distill_options(p)
     _add_training_options(p)
     p.set_defaults(func=cmd_prune)
 
@@ -542,6 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", help="keep distillation on while fine-tuning")
     p.add_argument("--data", required=True, help="training data")
     p.add_argument("--json", help="write the summary to this JSON file")
+    _add_distill_options(p)
     _add_training_options(p)
     p.set_defaults(func=cmd_finetune)
 
@@ -564,7 +650,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="AP: WIDER FACE protocol (--wider-gt) or AP@0.5/recall/NME on a labelled set")
     p.add_argument("--model", help=model_help)
-    p.add_argument("--data", help="label.txt, a folder with one, or sample / sample:train / sample:val")
+    p.add_argument(
+        "--data",
+        help="label.txt, a folder with one, a Pascal VOC folder, sample / sample:train / sample:val; "
+        "with --teacher also a folder of unlabelled images (DIR, DIR:train, DIR:holdout)",
+    )
+    p.add_argument("--classes", type=_class_list, help="VOC data: the classes that are faces, a,b (default all)")
+    p.add_argument("--iou", type=_unit_float, default=0.5, help="IoU a detection needs to find a face (default 0.5)")
+    p.add_argument("--teacher", help="score against this model's faces instead of labels (zoo name, checkpoint...)")
+    p.add_argument(
+        "--teacher-conf", type=_unit_float, default=0.5, help="teacher score that makes a face (default 0.5)"
+    )
     p.add_argument("--wider-gt", help="folder of the official wider_*_val.mat files")
     p.add_argument("--predictions", help="WIDER-layout predictions folder (<event>/<image>.txt) to score")
     p.add_argument("--images", help="WIDER_val/images (with --wider-gt --model): run the model over it")
@@ -594,27 +690,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_ONE_LINE_ERRORS = {  # module -> its bad-input exception (those not already a ValueError or OSError)
+    "featherface.export.onnx": "ExportError",
+    "featherface.training.trainer": "TrainingError",
+}
+
+
+def _one_line_errors() -> tuple[type[Exception], ...]:
+    """Exceptions reported as one line: bad input, from the modules the command loaded (a command never imports
+    one only to catch its errors: `detect` on an ONNX file runs without torch)."""
+    loaded = [getattr(sys.modules[m], name) for m, name in _ONE_LINE_ERRORS.items() if m in sys.modules]
+    return (CommandError, ValueError, OSError, *loaded)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from featherface.checkpoint import CheckpointError
-    from featherface.data.labels import LabelError
-    from featherface.detection.image import ImageError
-    from featherface.export.onnx import ExportError
-    from featherface.training.trainer import TrainingError
-
     try:
         return args.func(args)
-    except (
-        CommandError,
-        CheckpointError,
-        ImageError,
-        LabelError,
-        ExportError,
-        TrainingError,
-        ValueError,
-        OSError,
-    ) as exc:
+    except _one_line_errors() as exc:  # evaluated only once an exception is raised
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"featherface {args.command}: error: {message}", file=sys.stderr)
         return 2

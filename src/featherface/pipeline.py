@@ -14,22 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from featherface.checkpoint import atomic_write_bytes, load_checkpoint, load_model
-from featherface.data.sample import resolve_dataset
 from featherface.detection.api import Detector
 from featherface.detection.image import read_image
 from featherface.models.detector_net import count_parameters
 from featherface.models.zoo import ZOO, create_model
 from featherface.profiling import gflops
-from featherface.training.config import PRESETS, load_train_config, preset_path
+from featherface.training.config import load_train_config, read_config_file
 
 
 @dataclass
 class PipelineConfig:
     data: str = "sample:train"
-    val: str = "sample:val"
+    val: str = "sample:val"  # labelled data, or a pool's hold-out (DIR:holdout) labelled by the teacher
+    report_data: list[str] = dataclasses.field(default_factory=list)  # more labelled sets scored in the report
     teacher: str = "retinaface-mnet025"
     student: str = "nano-b"
     teacher_epochs: int = 40
@@ -39,15 +37,16 @@ class PipelineConfig:
     benchmark_repeats: int = 20
 
 
-def _read_yaml(source: str | Path) -> dict[str, Any]:
-    path = preset_path(str(source)) if str(source) in PRESETS else Path(source)
-    if not path.is_file():
-        raise ValueError(f"{source}: no such config file (or preset: {', '.join(PRESETS)})")
-    return yaml.safe_load(path.read_text()) or {}
-
-
 def load_pipeline_config(source: str | Path | None) -> PipelineConfig:
-    data = _read_yaml(source or "sample").get("pipeline") or {}
+    """The ``pipeline:`` section of a config file or preset (default: the sample preset). A config without one is
+    an error: the pipeline would not know its data."""
+    source = source or "sample"
+    data = read_config_file(source).get("pipeline")
+    if not isinstance(data, dict) or "data" not in data:
+        raise ValueError(
+            f"{source}: no pipeline: section naming its data (pipeline: data: ..., val: ...); "
+            "see src/featherface/configs/sample.yaml or pool.yaml for one"
+        )
     known = {f.name for f in dataclasses.fields(PipelineConfig)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -72,19 +71,17 @@ def _say(message: str) -> None:
 
 def run_pipeline(config_source: str | Path | None, out_dir: str | Path) -> dict[str, Any]:
     """Run (or resume) every phase into ``out_dir``; returns the report's JSON."""
-    from featherface.losses.distill import DistillConfig
     from featherface.pruning.phases import finetune, load_prune_config, prune
-    from featherface.training.distill import DistillObjective
+    from featherface.training.distill import DistillObjective, distillation_data, load_distill_config
     from featherface.training.trainer import Trainer
 
     source = config_source or "sample"
     pipe = load_pipeline_config(source)
-    train_data = _read_yaml(source).get("train") or {}
-    train = load_train_config(None, {**train_data, "data": pipe.data, "val": pipe.val})
+    train = load_train_config(source, {"data": pipe.data, "val": pipe.val})
     prune_config = load_prune_config(source)
+    distill_config = load_distill_config(source)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    val = resolve_dataset(pipe.val)
     started = time.monotonic()
     timings: dict[str, float] = {}
 
@@ -107,6 +104,10 @@ def run_pipeline(config_source: str | Path | None, out_dir: str | Path) -> dict[
             _finish(teacher_dir, {"teacher": pipe.teacher})
         teacher, _ = load_checkpoint(teacher_dir)
         teacher_spec = str(teacher_dir)
+    # a pool of unlabelled photos gets the teacher's confident faces as labels (cached in the run)
+    train_annotations, val = distillation_data(
+        pipe.data, pipe.val, teacher, teacher_spec, distill_config, out / "teacher-labels", say=_say
+    )
     timed("teacher", t0)
 
     # phase 1: distillation
@@ -116,9 +117,12 @@ def run_pipeline(config_source: str | Path | None, out_dir: str | Path) -> dict[
         _say(f"phase 1: distilling {pipe.teacher} into {pipe.student}")
         distill_train = dataclasses.replace(train, epochs=pipe.distill_epochs, model=pipe.student)
         student = create_model(pipe.student)
-        objective = DistillObjective(teacher, student, distill_train, DistillConfig())
+        objective = DistillObjective(teacher, student, distill_train, distill_config)
         resume = (distill_dir / "trainer_state.pt").is_file()
-        Trainer(student, distill_train, distill_dir, resume=resume, objective=objective, val_annotations=val).fit()
+        Trainer(
+            student, distill_train, distill_dir, resume=resume, objective=objective,
+            train_annotations=train_annotations, val_annotations=val,
+        ).fit()  # fmt: skip
         _finish(distill_dir, {"teacher": teacher_spec})
     timed("distill", t0)
 
@@ -128,7 +132,11 @@ def run_pipeline(config_source: str | Path | None, out_dir: str | Path) -> dict[
     if _done(prune_dir) is None:
         _say("phase 2: B-FPGM (Bayesian-optimised rates, soft filter pruning)")
         distilled, _ = load_checkpoint(distill_dir)
-        summary = prune(distilled, train, prune_config, prune_dir, val, teacher=teacher)
+        # resume: a kill during SFP continues it (the study itself always resumes from its storage)
+        summary = prune(
+            distilled, train, prune_config, prune_dir, val, teacher=teacher, resume=True, distill=distill_config,
+            train_annotations=train_annotations,
+        )  # fmt: skip
         _finish(prune_dir, {"rates": summary["rates"], "params_pruned": summary["params_pruned"]})
     timed("prune", t0)
 
@@ -137,7 +145,10 @@ def run_pipeline(config_source: str | Path | None, out_dir: str | Path) -> dict[
     finetune_dir = out / "3-finetune"
     if _done(finetune_dir) is None:
         _say("phase 3: fine-tune with fixed masks, then hard pruning")
-        summary = finetune(prune_dir, train, prune_config, finetune_dir, val, teacher=teacher)
+        summary = finetune(
+            prune_dir, train, prune_config, finetune_dir, val, teacher=teacher, resume=True, distill=distill_config,
+            train_annotations=train_annotations,
+        )  # fmt: skip
         _finish(finetune_dir, summary)
     timed("finetune", t0)
 
@@ -163,6 +174,7 @@ def _phase_models(pipe: PipelineConfig, out: Path, teacher_spec: str) -> dict[st
 
 def _report(pipe: PipelineConfig, out: Path, teacher_spec: str, val: list) -> dict[str, Any]:
     from featherface.benchmark import benchmark
+    from featherface.data.sample import resolve_dataset
     from featherface.evaluation.plots import plot_pr_curves
     from featherface.evaluation.runner import evaluate_detector
     from featherface.export.onnx import export_onnx
@@ -172,21 +184,27 @@ def _report(pipe: PipelineConfig, out: Path, teacher_spec: str, val: list) -> di
     plots = out / "plots"
     plots.mkdir(exist_ok=True)
     models = _phase_models(pipe, out, teacher_spec)
+    extra_sets = {spec: resolve_dataset(spec) for spec in pipe.report_data}
     phases: dict[str, dict[str, Any]] = {}
     curves = {}
     for label, spec in models.items():
         net = load_model(spec)
         if "soft-pruned" in label:  # its zeroed filters still take part in CBAM's reductions unless masked
             apply_masks(net, load_masks(out / "2-prune" / "masks.safetensors"))
-        result, _ = evaluate_detector(Detector.from_net(net, device="cpu"), val, progress=False)
+        detector = Detector.from_net(net, device="cpu")
+        result, _ = evaluate_detector(detector, val, progress=False)
         phases[label] = {
             "model": spec,
             "params": count_parameters(net),
             "gflops": round(gflops(net, pipe.benchmark_size), 4),
             **{k: result.to_dict()[k] for k in ("ap", "ap75", "ap50_95", "recall", "nme")},
         }
+        for name, extra_set in extra_sets.items():  # scored only: never trained or selected on
+            extra, _ = evaluate_detector(detector, extra_set, progress=False)
+            phases[label][f"ap@{name}"] = extra.ap
         curves[label] = (result.pr_recall, result.pr_precision, result.ap)
-    plot_pr_curves(curves, plots / "pr_curves.png", f"{pipe.val} (sample-set figures)")
+    kind = "sample-set figures" if pipe.val.startswith("sample") else "validation"
+    plot_pr_curves(curves, plots / "pr_curves.png", f"{pipe.val} ({kind})")
     # the run directory itself resolves to the deployed model (`featherface detect --model RUN`)
     for suffix in (".safetensors", ".json"):
         source = (out / "3-finetune" / "deployed").with_suffix(suffix)
@@ -281,10 +299,16 @@ def _markdown(report: dict[str, Any]) -> str:
             f"training on `{report['data']}`. They show that each phase works, not how the models do on WIDER FACE.",
             "",
         ]
+    extra = [k for k in next(iter(report["phases"].values())) if k.startswith("ap@")]
+    if not sample:
+        lines += [f"AP, AP@[.5:.95] and NME on `{report['val']}`; " + "".join(
+            f"{k.replace('ap@', 'AP@0.5 on `')}` (scored only, never trained or selected on); " for k in extra
+        ) + "data trained on: `" + report["data"] + "`.", ""]  # fmt: skip
     lines += [
-        f"| phase | params | GFLOPs ({report['benchmark']['size']}²) | AP@0.5 | AP@[.5:.95] | NME | latency ms (ORT) "
-        "| vs RetinaFace |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"| phase | params | GFLOPs ({report['benchmark']['size']}²) | AP@0.5 | AP@[.5:.95] | NME | "
+        + "".join(f"{k.replace('ap@', 'AP ').rstrip('/')} | " for k in extra)
+        + "latency ms (ORT) | vs RetinaFace |",
+        "|---|---:|---:|---:|---:|---:|" + "---:|" * len(extra) + "---:|---:|",
     ]
     for label, row in report["phases"].items():
         nme = "n/a" if row["nme"] is None else f"{row['nme']:.4f}"
@@ -293,7 +317,8 @@ def _markdown(report: dict[str, Any]) -> str:
         ratio = f"{row['latency_vs_retinaface']:.2f}x" if latency is not None else "-"
         lines.append(
             f"| {label} | {row['params']:,} | {row['gflops']:.3f} | {row['ap']:.4f} | {row['ap50_95']:.4f} | {nme} | "
-            f"{lat} | {ratio} |"
+            + "".join(f"{row[k]:.4f} | " for k in extra)
+            + f"{lat} | {ratio} |"
         )
     b = report["benchmark"]
     lines += [

@@ -54,6 +54,15 @@ class ChannelSpace:
     cbam: list[str] = field(default_factory=list)  # CBAM modules whose spatial reductions see the channels
     balance: int = 1  # channels are kept in equal numbers in each of this many contiguous groups
     set_width: Callable[[DetectorConfig, int], None] | None = None
+    align: int = 1  # kept widths are multiples of this (see DEPTHWISE_CHANNEL_ALIGN)
+
+
+# Kept widths of spaces that flow through a depthwise conv are multiples of this: onnxruntime's blocked (NCHWc)
+# kernels take channels in blocks of 16 on AVX-512 (8 on AVX2), and a depthwise conv whose width is not whole
+# blocks falls back to a slow kernel with layout changes on both sides (benchmarks/width_alignment.py). Spaces
+# without a depthwise conv (CBAM's hidden layers, the SSH's inner widths, the heads' inputs) gain nothing from
+# it and are pruned channel by channel, so every layer group's rate moves the network across its whole range.
+DEPTHWISE_CHANNEL_ALIGN = 16
 
 
 def _conv_bn(prefix: str) -> list[str]:
@@ -124,7 +133,12 @@ def _backbone_spaces(config: DetectorConfig) -> list[ChannelSpace]:
             neck_in = "project" if config.neck.kind == "bifpn" else "lateral"
             consumers.append(Consumer(f"neck.{neck_in}.{level}.conv.weight"))
         group = "backbone_early" if index <= first_tap else "backbone_late"
-        spaces.append(ChannelSpace(name, group, width, [f"{prefix}.conv.weight"], produced, consumers, cbam, 1, setter))
+        spaces.append(
+            ChannelSpace(
+                name, group, width, [f"{prefix}.conv.weight"], produced, consumers, cbam, 1, setter,
+                align=DEPTHWISE_CHANNEL_ALIGN,
+            )
+        )  # fmt: skip
     return spaces
 
 
@@ -186,7 +200,8 @@ def _neck_space(config: DetectorConfig) -> ChannelSpace:
         for branch in ("branch3x3", "branch5x5_a"):
             consumers.append(Consumer(f"context.{level}.{branch}.conv.weight", groups=groups))
     group = "bifpn" if neck.kind == "bifpn" else "fpn"
-    return ChannelSpace("neck", group, neck.channels, filters, produced, consumers, cbam, groups, _set_neck)
+    align = DEPTHWISE_CHANNEL_ALIGN if neck.kind == "bifpn" and neck.separable else 1
+    return ChannelSpace("neck", group, neck.channels, filters, produced, consumers, cbam, groups, _set_neck, align)
 
 
 def _ssh_space(

@@ -1,9 +1,11 @@
 """Soft filter pruning: masks from FPGM at per-group rates, applied by zeroing (or shrinking) filters.
 
-The masked network is still the full network: pruned filters are zero and may grow back while training goes on
-(He et al.'s soft filter pruning); masks are recomputed each epoch. The smooth variant scales filters by a sigmoid
-of their importance margin instead of zeroing them, with a temperature that decays polynomially so the masks
-harden over the phase.
+Two views of a mask. During soft filter pruning (He et al., IJCAI 2018) :func:`zero_filters` zeroes only the
+pruned channels' conv filters: their BatchNorm still passes gradient, so they train on and may grow back, and
+the masks are recomputed from FPGM every epoch. :func:`apply_masks` is the deployed view: filters, BN and
+depthwise partners zeroed, so pruned channels output exactly 0 and hard pruning changes nothing. The smooth
+variant scales filters by a sigmoid of their importance margin instead of zeroing them, with a temperature that
+decays polynomially so the masks harden over the phase.
 """
 
 from __future__ import annotations
@@ -31,31 +33,47 @@ def space_importance(net: DetectorNet, space: ChannelSpace) -> Tensor:
     return fpgm_importance(rows)
 
 
-# Kept widths are multiples of this: onnxruntime's blocked (NCHWc) kernels take channels in blocks of 16 on
-# AVX-512 (8 on AVX2), and a depthwise conv whose width is not whole blocks falls back to a slow kernel with
-# layout changes on both sides. 16 suits both; spaces narrower than this are not pruned (their convs are padded
-# to one block anyway, so fewer channels would save no time). Measured in benchmarks/deploy_ablation.py.
-DEFAULT_CHANNEL_ALIGN = 16
-
-
 def compute_masks(
     net: DetectorNet,
     rates: dict[str, float],
     spaces: list[ChannelSpace] | None = None,
-    align: int = DEFAULT_CHANNEL_ALIGN,
+    align: int | None = None,
 ) -> Masks:
-    """Keep-masks for every space, dropping the least important filters at its layer group's rate."""
+    """Keep-masks for every space, dropping the least important filters at its layer group's rate.
+
+    Kept widths are multiples of each space's ``align`` (``align`` given here overrides it for every space: the
+    width-alignment benchmark compares policies with it).
+    """
     masks = {}
     for space in spaces or channel_spaces(net):
         rate = rates.get(space.layer_group, 0.0)
-        masks[space.name] = select_pruned(space_importance(net, space), rate, space.balance, align)
+        unit = space.align if align is None else align
+        masks[space.name] = select_pruned(space_importance(net, space), rate, space.balance, unit)
     return masks
 
 
 @torch.no_grad()
+def zero_filters(net: DetectorNet, masks: Masks, scale: dict[str, Tensor] | None = None) -> None:
+    """Soft filter pruning's step: zero (``scale``: shrink) the pruned channels' conv filters and nothing else.
+
+    Their BatchNorm scale and shift stay, so a zeroed filter still receives gradient through them and can grow
+    back while training goes on (He et al., IJCAI 2018); :func:`apply_masks` is the deployed network's view.
+    """
+    params = dict(net.named_parameters())
+    for space in channel_spaces(net):
+        if space.name not in masks:
+            continue
+        factor = scale[space.name] if scale is not None else masks[space.name].float()
+        for key in space.filters:
+            p = params[key]
+            p.mul_(factor.to(p.device, p.dtype).reshape(-1, *([1] * (p.dim() - 1))))
+
+
+@torch.no_grad()
 def apply_masks(net: DetectorNet, masks: Masks, scale: dict[str, Tensor] | None = None) -> None:
-    """Zero the pruned channels' filters, BN scales/shifts and depthwise partners (so their outputs are 0), and
-    point CBAM's channel reductions at the kept channels. ``scale`` (smooth variant) multiplies instead."""
+    """Make the network compute what the hard-pruned one will: zero the pruned channels' filters, BN scales and
+    shifts and depthwise partners (so their outputs are exactly 0), and point CBAM's channel reductions at the
+    kept channels. ``scale`` multiplies instead of zeroing."""
     params = dict(net.named_parameters())
     modules = dict(net.named_modules())
     for space in channel_spaces(net):

@@ -16,18 +16,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from featherface.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
 from featherface.data.sample import resolve_dataset
+from featherface.losses.distill import DistillConfig
 from featherface.models.detector_net import DetectorNet, count_parameters
-from featherface.pruning.groups import LAYER_GROUPS, channel_spaces
+from featherface.pruning.groups import channel_spaces
 from featherface.pruning.hard import hard_prune
-from featherface.pruning.masks import Masks, apply_masks, clear_cbam_masks, compute_masks, smooth_scale
+from featherface.pruning.masks import (
+    Masks,
+    apply_masks,
+    clear_cbam_masks,
+    compute_masks,
+    smooth_scale,
+    zero_filters,
+)
 from featherface.pruning.plots import plot_convergence, plot_rates
-from featherface.pruning.search import SearchConfig, completed_trials, pruned_parameter_count, run_search
+from featherface.pruning.search import (
+    SearchConfig,
+    best_feasible_trial,
+    completed_trials,
+    pruned_parameter_count,
+    run_search,
+)
 from featherface.training.config import TrainConfig
 from featherface.training.trainer import TaskObjective, Trainer, recalibrate_batchnorm, validation_loss
 
@@ -38,11 +53,13 @@ DEPLOY_TOLERANCE = 1e-4
 @dataclass
 class PruneConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
-    trial_epochs: int = 1  # the short soft-pruned fine-tune that scores a trial
+    trial_epochs: int = 1  # the short fine-tune of the pruned copy that scores a trial
     trial_lr: float = 1e-3  # B-FPGM's trial pass: Adam at 1e-3
     trial_repeats: int | None = None  # dataset repeats in a trial's pass (None: as in training)
+    trial_images: int | None = None  # a fixed, seeded subset of the training images for trials (None: all)
     sfp_epochs: int = 10  # soft filter pruning at the chosen rates, masks recomputed each epoch
-    mask: str = "hard"  # hard | smooth
+    method: str = "sfp"  # sfp (filters zeroed each epoch, may recover) | oneshot (masks fixed before training)
+    mask: str = "hard"  # hard | smooth (sfp only)
     finetune_epochs: int = 10
     finetune_lr: float = 1e-4
 
@@ -53,32 +70,34 @@ class PruneConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown pruning option(s): {', '.join(unknown)}")
-        search = SearchConfig(**(data.pop("search", None) or {}))
+        search_data = data.pop("search", None) or {}
+        search_known = {f.name for f in dataclasses.fields(SearchConfig)}
+        unknown = sorted(set(search_data) - search_known)
+        if unknown:
+            raise ValueError(f"unknown pruning search option(s): {', '.join(unknown)}")
+        search = SearchConfig(**search_data)
         if data.get("mask", "hard") not in ("hard", "smooth"):
             raise ValueError(f"prune mask must be hard or smooth, not {data['mask']!r}")
+        if data.get("method", "sfp") not in ("sfp", "oneshot"):
+            raise ValueError(f"prune method must be sfp or oneshot, not {data['method']!r}")
         return cls(search=search, **data)
 
 
 def load_prune_config(source: str | Path | None) -> PruneConfig:
     """The ``prune:`` section of a preset name or YAML file (defaults without one)."""
-    import yaml
+    from featherface.training.config import load_section
 
-    from featherface.training.config import PRESETS, preset_path
-
-    if source is None:
-        return PruneConfig()
-    path = preset_path(str(source)) if str(source) in PRESETS else Path(source)
-    data = yaml.safe_load(path.read_text()) or {}
-    return PruneConfig.from_dict(data.get("prune"))
+    return PruneConfig.from_dict(load_section(source, "prune"))
 
 
-def _objective(net: DetectorNet, train: TrainConfig, teacher: DetectorNet | None) -> nn.Module:
+def _objective(
+    net: DetectorNet, train: TrainConfig, teacher: DetectorNet | None, distill: DistillConfig | None = None
+) -> nn.Module:
     if teacher is None:
         return TaskObjective(net, train)
-    from featherface.losses.distill import DistillConfig
     from featherface.training.distill import DistillObjective
 
-    return DistillObjective(teacher, net, train, DistillConfig())
+    return DistillObjective(teacher, net, train, distill or DistillConfig())
 
 
 def save_masks(masks: Masks, path: Path) -> None:
@@ -92,16 +111,33 @@ def load_masks(path: Path) -> Masks:
 
 
 class SoftPruningHook:
-    """``on_epoch_end`` for the trainer: recompute FPGM masks at the rates and zero (or shrink) the filters."""
+    """``on_epoch_end`` for the trainer (He et al.'s soft filter pruning): recompute the FPGM masks at the rates
+    and zero (``smooth``: shrink) the pruned filters, which keep training and may recover in the next epoch.
 
-    def __init__(self, rates: dict[str, float], epochs: int, mode: str = "hard") -> None:
-        self.rates, self.epochs, self.mode = rates, epochs, mode
+    The masks of the last call are kept (``masks``) and, with ``path``, written there each time: they are the
+    final masks that hard pruning uses (recomputing them from the final weights could pick other filters).
+    """
+
+    def __init__(self, rates: dict[str, float], epochs: int, mode: str = "hard", path: Path | None = None) -> None:
+        self.rates, self.epochs, self.mode, self.path = rates, epochs, mode, path
         self.masks: Masks = {}
+        self.history: list[Masks] = []
 
     def __call__(self, epoch: int, net: nn.Module) -> None:
         self.masks = compute_masks(net, self.rates)
-        scale = smooth_scale(net, self.masks, epoch / self.epochs) if self.mode == "smooth" else None
-        apply_masks(net, self.masks, scale)
+        scale = smooth_scale(net, self.masks, epoch / max(self.epochs, 1)) if self.mode == "smooth" else None
+        zero_filters(net, self.masks, scale)
+        self.history.append({k: v.clone() for k, v in self.masks.items()})
+        if self.path is not None:
+            save_masks(self.masks, self.path)
+
+
+def _subset(annotations: list, count: int | None, seed: int) -> list:
+    """A fixed, seeded subset of ``count`` images (all of them when ``count`` is None or larger)."""
+    if count is None or count >= len(annotations):
+        return annotations
+    order = np.random.default_rng(seed).permutation(len(annotations))[:count]
+    return [annotations[i] for i in sorted(order)]
 
 
 def prune(
@@ -113,19 +149,27 @@ def prune(
     teacher: DetectorNet | None = None,
     storage: str | None = None,
     resume: bool = False,
+    train_annotations: list | None = None,
+    distill: DistillConfig | None = None,
 ) -> dict[str, Any]:
     """Phase 2: BO over the six rates, then soft filter pruning at the best rates. Returns the summary.
 
-    The study always continues from its storage; ``resume`` also continues an interrupted SFP phase.
+    The study always continues from its storage (the one whose settings match, see
+    :func:`featherface.pruning.search.open_study`); ``resume`` also continues an interrupted SFP phase.
+    ``train_annotations`` default to ``train.data``; ``distill`` sets the teacher's objective (with a teacher).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
     unpruned = count_parameters(net)
-    train_annotations = resolve_dataset(train.data, strict=train.strict)
+    if train_annotations is None:
+        train_annotations = resolve_dataset(train.data, strict=train.strict)
+    trial_annotations = _subset(train_annotations, config.trial_images, train.seed)
+    distill = distill or DistillConfig()
 
     def evaluate(candidate: DetectorNet, masks: Masks) -> dict[str, float]:
         apply_masks(candidate, masks)
+        handles = _freeze_pruned(candidate, masks)  # the trial scores the pruned network: nothing regrows
         trial_train = dataclasses.replace(
             train, epochs=config.trial_epochs, lr=config.trial_lr, optimizer="adamw", warmup_epochs=0,
             schedule="cosine", val=None, max_minutes=None, val_every=10**6,
@@ -133,34 +177,35 @@ def prune(
         )  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
             Trainer(
-                candidate, trial_train, tmp, objective=_objective(candidate, trial_train, teacher),
-                val_annotations=[], quiet=True,
+                candidate, trial_train, tmp, objective=_objective(candidate, trial_train, teacher, distill),
+                train_annotations=trial_annotations, val_annotations=[], quiet=True,
             ).fit()  # fmt: skip
-        apply_masks(candidate, masks)  # the short pass may regrow pruned filters: score the pruned network
-        recalibrate_batchnorm(candidate, train_annotations, train)
+        for handle in handles:
+            handle.remove()
+        apply_masks(candidate, masks)
+        recalibrate_batchnorm(candidate, trial_annotations, train)
         return {"val_loss": validation_loss(candidate, val_annotations, train)}
 
-    def progress(number: int, info: dict[str, Any]) -> None:
+    def progress(done: int, info: dict[str, Any]) -> None:
         print(
-            f"trial {number + 1}/{config.search.trials}: objective {info['value']:.4f}  "
-            f"val loss {info['val_loss']:.4f}  params {info['params']:,}"
-            + (f"  time {info['latency_ratio']:.2f}x unpruned" if "latency_ratio" in info else "")
+            f"trial {done}/{config.search.trials}: val loss {info['val_loss']:.4f}  params {info['params']:,}"
+            + ("" if info["feasible"] else " (outside the budget)")
+            + (f"  time {info['latency_ratio']:.2f}x unpruned" if "latency_ratio" in info else ""),
+            flush=True,
         )
 
-    study = run_search(net, evaluate, config.search, storage, progress)
-    best = study.best_trial
-    rates = {g: best.params[g] for g in LAYER_GROUPS}
-    print(f"best rates (trial {best.number + 1}): " + ", ".join(f"{g} {r:.3f}" for g, r in rates.items()))
+    settings = {
+        "data": {"train": train.data, "train_images": len(trial_annotations), "val_images": len(val_annotations)},
+        "trial": {"epochs": config.trial_epochs, "lr": config.trial_lr, "repeats": config.trial_repeats,
+                  "image_size": train.augment.image_size, "batch_size": train.batch_size},
+        "teacher": None if teacher is None else {"params": count_parameters(teacher), **dataclasses.asdict(distill)},
+    }  # fmt: skip
+    study = run_search(net, evaluate, config.search, storage, progress, settings=settings)
+    best = best_feasible_trial(study)
+    rates = dict(best.user_attrs["rates"])
+    print(f"best rates (trial {best.number}): " + ", ".join(f"{g} {r:.3f}" for g, r in rates.items()), flush=True)
 
-    pruned = copy.deepcopy(net)
-    hook = SoftPruningHook(rates, config.sfp_epochs, config.mask)
-    sfp_train = dataclasses.replace(train, epochs=config.sfp_epochs, val_every=10**6)
-    sfp_resume = resume and (out_dir / "sfp" / "trainer_state.pt").is_file()
-    Trainer(
-        pruned, sfp_train, out_dir / "sfp", objective=_objective(pruned, sfp_train, teacher),
-        val_annotations=[], on_epoch_end=hook, resume=sfp_resume,
-    ).fit()  # fmt: skip
-    masks = compute_masks(pruned, rates)
+    pruned, masks = _soft_prune(net, rates, train, config, out_dir / "sfp", train_annotations, teacher, distill, resume)
     apply_masks(pruned, masks)
     params = pruned_parameter_count(pruned, masks)
     val_loss = validation_loss(pruned, val_annotations, train)
@@ -168,23 +213,67 @@ def prune(
     save_checkpoint(pruned, out_dir / "soft_pruned.safetensors", {"rates": rates, "pruned_params": params})
     save_masks(masks, out_dir / "masks.safetensors")
     trials = [
-        {"number": t.number, "value": t.value, "rates": t.params, **t.user_attrs} for t in completed_trials(study)
+        {"number": t.number, "value": t.value, "suggested": t.params, **t.user_attrs} for t in completed_trials(study)
     ]
     summary = {
         "rates": rates,
         "trials": trials,
         "best_trial": best.number,
+        "study": study.study_name,
         "params_unpruned": unpruned,
         "params_pruned": params,
         "target_params": config.search.target_params,
+        "tolerance": config.search.tolerance,
         "latency_exponent": config.search.latency_exponent,
         "val_loss": val_loss,
+        "method": config.method,
         "mask": config.mask,
     }
     atomic_write_bytes(out_dir / "rates.json", json.dumps(summary, indent=1).encode())
     plot_convergence(study, out_dir / "bo_convergence.png")
     plot_rates(rates, out_dir / "rates.png")
     return summary
+
+
+def _soft_prune(
+    net: DetectorNet,
+    rates: dict[str, float],
+    train: TrainConfig,
+    config: PruneConfig,
+    sfp_dir: Path,
+    train_annotations: list,
+    teacher: DetectorNet | None,
+    distill: DistillConfig,
+    resume: bool,
+) -> tuple[DetectorNet, Masks]:
+    """Train at the chosen rates for ``sfp_epochs``: soft filter pruning (masks recomputed each epoch, pruned
+    filters free to recover) or, for the ablation, one-shot FPGM (masks fixed first, pruned filters frozen).
+    Returns the network and its final masks."""
+    pruned = copy.deepcopy(net)
+    sfp_dir.mkdir(parents=True, exist_ok=True)
+    masks_path = sfp_dir / "masks.safetensors"
+    sfp_train = dataclasses.replace(train, epochs=config.sfp_epochs, val_every=10**6)
+    sfp_resume = resume and (sfp_dir / "trainer_state.pt").is_file()
+    masks = compute_masks(pruned, rates)
+    handles, hook = [], None
+    if config.method == "oneshot":
+        if sfp_resume and masks_path.is_file():
+            masks = load_masks(masks_path)
+        apply_masks(pruned, masks)
+        handles = _freeze_pruned(pruned, masks)
+        save_masks(masks, masks_path)
+    else:
+        zero_filters(pruned, masks)  # prune at the start too: the first epoch already trains the pruned net
+        if not sfp_resume:
+            save_masks(masks, masks_path)
+        hook = SoftPruningHook(rates, config.sfp_epochs, config.mask, masks_path)
+    Trainer(
+        pruned, sfp_train, sfp_dir, objective=_objective(pruned, sfp_train, teacher, distill),
+        train_annotations=train_annotations, val_annotations=[], on_epoch_end=hook, resume=sfp_resume,
+    ).fit()  # fmt: skip
+    for handle in handles:
+        handle.remove()
+    return pruned, load_masks(masks_path)
 
 
 def _freeze_pruned(net: DetectorNet, masks: Masks) -> list[torch.utils.hooks.RemovableHandle]:
@@ -209,6 +298,8 @@ def finetune(
     val_annotations: list | None = None,
     teacher: DetectorNet | None = None,
     resume: bool = False,
+    train_annotations: list | None = None,
+    distill: DistillConfig | None = None,
 ) -> dict[str, Any]:
     """Phase 3: fine-tune with fixed masks at a low rate, then remove the pruned filters for real."""
     prune_run, out_dir = Path(prune_run), Path(out_dir)
@@ -221,7 +312,8 @@ def finetune(
     handles = _freeze_pruned(net, masks)
     ft_train = dataclasses.replace(train, epochs=config.finetune_epochs, lr=config.finetune_lr, warmup_epochs=0)
     trainer = Trainer(
-        net, ft_train, out_dir, objective=_objective(net, ft_train, teacher), val_annotations=val_annotations,
+        net, ft_train, out_dir, objective=_objective(net, ft_train, teacher, distill),
+        train_annotations=train_annotations, val_annotations=val_annotations,
         resume=resume and (out_dir / "trainer_state.pt").is_file(),
     )  # fmt: skip
     trainer.fit()

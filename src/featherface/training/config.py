@@ -63,27 +63,45 @@ class TrainConfig:
         return cls(**data, loss=loss, augment=AugmentConfig(**augment))
 
 
-PRESETS = ("sample", "widerface")
+PRESETS = ("sample", "widerface", "pool")
+CONFIG_SECTIONS = {"train", "prune", "distill", "pipeline"}
 
 
 def preset_path(name: str) -> Path:
     return Path(str(resources.files("featherface.configs").joinpath(f"{name}.yaml")))
 
 
+def read_config_file(source: str | Path) -> dict[str, Any]:
+    """A preset name (``sample``, ``widerface``) or a YAML path, as a mapping; a clear error naming the file."""
+    path = preset_path(str(source)) if str(source) in PRESETS else Path(source)
+    if not path.is_file():
+        raise ValueError(f"{source}: no such config file (or preset: {', '.join(PRESETS)})")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: expected a mapping of options")
+    return loaded
+
+
+def load_section(source: str | Path | None, section: str) -> dict[str, Any]:
+    """One section (``prune``, ``distill``, ``pipeline``) of a config file or preset; empty without a source."""
+    if source is None:
+        return {}
+    value = read_config_file(source).get(section) or {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{source}: section {section}: expected a mapping of options")
+    return value
+
+
 def load_train_config(source: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """A preset name (``sample``, ``widerface``), a YAML path, or None (the dataclass defaults), then overrides."""
     data: dict[str, Any] = {}
     if source is not None:
-        path = preset_path(str(source)) if str(source) in PRESETS else Path(source)
-        if not path.is_file():
-            raise ValueError(f"{source}: no such config file (or preset: {', '.join(PRESETS)})")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: expected a mapping of options")
-        data = loaded.get("train", loaded)
+        loaded = read_config_file(source)
+        # a file of sections takes its train: section; a flat mapping is the training options themselves
+        data = loaded.get("train", {}) if set(loaded) & CONFIG_SECTIONS else loaded
     for key, value in (overrides or {}).items():
         if value is not None:
             data[key] = value

@@ -433,6 +433,8 @@ def _prune_config(args: argparse.Namespace):
         config.search.target_params = args.target_params
     if getattr(args, "tolerance", None) is not None:
         config.search.tolerance = args.tolerance
+    if getattr(args, "seed", None) is not None:  # the search's start points and GP follow the run's seed
+        config.search.seed = args.seed
     if getattr(args, "method", None):
         config.method = args.method
     if getattr(args, "latency_exponent", None) is not None:

@@ -152,6 +152,8 @@ class Trainer:
         elif self.ctx.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(self.out_dir / "config.yaml", yaml.safe_dump({"train": config.to_dict()}).encode())
+            if not (self.out_dir / STATE_FILE).is_file():  # rows of an attempt killed before its first commit
+                self._trim_metrics(0)
 
     def _make_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
         c = self.config
@@ -209,6 +211,9 @@ class Trainer:
             rows = list(csv.DictReader(f))
         kept = [r for r in rows if int(r["epoch"]) <= last_epoch]
         if len(kept) == len(rows):
+            return
+        if not kept:
+            path.unlink()
             return
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))

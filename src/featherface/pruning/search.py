@@ -336,11 +336,10 @@ def run_search(
     completed trials.
     """
     low, high = budget_bounds(config)
-    fit_to_budget(net, probe_rates(net, config), low, high)  # raises now if the budget is unreachable
-    study = open_study(
-        storage, study_settings(net, config, settings), ProbeFirstSampler(probe_rates(net, config), config.seed,
-        config.n_startup), say,
-    )  # fmt: skip
+    probe = probe_rates(net, config)
+    fit_to_budget(net, probe, low, high)  # raises now if the budget is unreachable
+    sampler = ProbeFirstSampler(probe, config.seed, config.n_startup)
+    study = open_study(storage, study_settings(net, config, settings), sampler, say)
     if config.latency_exponent > 0 and latency is None:
         from featherface.benchmark import RelativeLatency
 

@@ -16,12 +16,13 @@ import numpy as np
 import torch
 
 from featherface.checkpoint import load_model, resolve_checkpoint
-from featherface.detection.runners import ONNX_INPUT, OnnxRunner, onnx_session
+from featherface.detection.runners import ONNX_INPUT, OnnxRunner, onnx_session, open_onnx
 from featherface.export.deploy import DeploymentGraph
 from featherface.export.onnx import export_graph, export_onnx
 from featherface.models.config import DetectorConfig
 from featherface.models.detector_net import DetectorNet, count_parameters
 from featherface.profiling import gflops
+from featherface.weights import SHIPPED, shipped_path, verified_path
 
 BACKENDS = ("torch", "onnxruntime")
 
@@ -29,34 +30,113 @@ BACKENDS = ("torch", "onnxruntime")
 @dataclass
 class _Candidate:
     label: str
-    net: DetectorNet
     run: Callable[[np.ndarray], Any]
     bytes: int
+    params: int
+    gflops: float | None  # None: not computable for this model (a peer's ONNX without static conv shapes)
+    size_multiple: int = 1  # the input's height and width must be multiples of this
 
 
 def _weights_bytes(net: DetectorNet) -> int:
     return sum(t.numel() * t.element_size() for t in net.state_dict().values())
 
 
-def _prepare(spec: str, backend: str, threads: int, workdir: Path) -> _Candidate:
+def onnx_parameters(path: str | Path) -> int:
+    """Learned numbers in an ONNX file: the elements of its floating-point initializers (integer ones are
+    shapes and indices). Batch norms folded into convs at export count once, as in the exported graph."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
+    return sum(math.prod(t.dims) for t in model.graph.initializer if t.data_type in floats)
+
+
+def onnx_conv_gflops(path: str | Path, size: int = 640) -> float | None:
+    """GFLOPs (2 x MACs / 1e9) of the convolutions of an ONNX graph on one ``size x size`` image, counted as
+    :func:`featherface.profiling.count_macs` counts a torch network (convs only); None when shape inference
+    cannot give every conv's output shape."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    initializers = {t.name for t in model.graph.initializer}
+    (image,) = [i for i in model.graph.input if i.name not in initializers]
+    for dim, value in zip(image.type.tensor_type.shape.dim, (1, 3, size, size), strict=True):
+        dim.ClearField("dim_param")
+        dim.dim_value = value
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True).graph
+    except Exception:  # onnx raises its own exception types
+        return None
+    shapes = {
+        v.name: [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
+        for v in [*inferred.value_info, *inferred.output, *inferred.input]
+    }
+    weights = {t.name: list(t.dims) for t in inferred.initializer}
+    macs = 0
+    for node in inferred.node:
+        if node.op_type != "Conv":
+            continue
+        out, weight = shapes.get(node.output[0]), weights.get(node.input[1])
+        if not out or None in out or weight is None:
+            return None
+        macs += math.prod(out) * math.prod(weight[1:])  # per output element: in_channels / groups x kh x kw
+    return 2 * macs / 1e9
+
+
+def onnx_file(spec: str, workdir: Path) -> Path:
+    """The ONNX file a model runs as in onnxruntime: an ``.onnx`` spec itself, a shipped model's ONNX (the file
+    ``Detector.load`` runs), else the torch model exported (and parity-checked) into ``workdir``."""
+    if spec.endswith(".onnx"):
+        return Path(spec)
+    shipped = SHIPPED.get(spec)
+    if shipped is not None and shipped.onnx:
+        return verified_path(shipped.onnx, shipped.onnx_sha256)
+    return export_onnx(load_model(spec), workdir / f"{len(list(workdir.iterdir()))}.onnx")
+
+
+def _prepare_onnx(label: str, path: Path, threads: int, size: int) -> _Candidate:
+    """A featherface export (its architecture from the attached config) or a peer recognised by its outputs."""
+    from featherface.detection.peers import YuNetRunner
+
+    session = open_onnx(path, threads)
+    file_bytes = path.stat().st_size
+    if YuNetRunner.recognises(session):
+        runner = YuNetRunner(path, session=session)
+        return _Candidate(
+            label, runner, file_bytes, onnx_parameters(path), onnx_conv_gflops(path, size), size_multiple=32
+        )
+    runner = OnnxRunner(path, session=session)
+    net = DetectorNet(runner.config)
+    return _Candidate(label, runner, file_bytes, count_parameters(net), gflops(net, size))
+
+
+def _checkpoint_bytes(spec: str, net: DetectorNet) -> int:
+    """The size of the model's weight file: a checkpoint (or run directory's), a shipped model's; else its
+    tensors' bytes."""
+    shipped = SHIPPED.get(spec)
+    if shipped is not None:
+        return shipped_path(shipped.checkpoint).stat().st_size
+    if spec.endswith(".safetensors") or Path(spec).is_dir():
+        return resolve_checkpoint(spec).stat().st_size
+    return _weights_bytes(net)
+
+
+def _prepare(spec: str, backend: str, threads: int, workdir: Path, size: int) -> _Candidate:
     if backend == "onnxruntime":
-        if spec.endswith(".onnx"):
-            runner = OnnxRunner(spec, threads)
-            net = DetectorNet(runner.config)
-            path = Path(spec)
-        else:
-            net = load_model(spec)
-            path = export_onnx(net, workdir / f"{len(list(workdir.iterdir()))}.onnx")
-            runner = OnnxRunner(path, threads)
-        return _Candidate(spec, net, runner, path.stat().st_size)
+        return _prepare_onnx(spec, onnx_file(spec, workdir), threads, size)
     net = load_model(spec).eval()
 
     def run(batch: np.ndarray) -> Any:
         with torch.inference_mode():
             return net(torch.from_numpy(batch))
 
-    size = resolve_checkpoint(spec).stat().st_size if spec.endswith(".safetensors") else _weights_bytes(net)
-    return _Candidate(spec, net, run, size)
+    return _Candidate(spec, run, _checkpoint_bytes(spec, net), count_parameters(net), gflops(net, size))
+
+
+def _pad_to_multiple(batch: np.ndarray, multiple: int) -> np.ndarray:
+    """``batch (N, C, H, W)`` zero-padded bottom/right to H and W multiples of ``multiple``."""
+    pad_h, pad_w = (-batch.shape[2]) % multiple, (-batch.shape[3]) % multiple
+    return np.pad(batch, ((0, 0), (0, 0), (0, pad_h), (0, pad_w))) if pad_h or pad_w else batch
 
 
 def peak_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
@@ -143,7 +223,9 @@ def benchmark(
     """Median/min/max milliseconds of one ``1 x 3 x size x size`` forward pass per model (no post-processing).
 
     Models are timed round-robin (repeat r of every model before repeat r + 1 of any) so drifts in clock
-    speed or background load hit all of them alike. Results are in argument order.
+    speed or background load hit all of them alike. Results are in argument order. A peer's ``.onnx`` (YuNet)
+    runs with ``backend="onnxruntime"``: its parameters are its ONNX initializers, its GFLOPs its convs' (None,
+    and no roofline, when the graph's conv shapes cannot be inferred); its input is padded to multiples of 32.
     """
     if backend not in BACKENDS:
         raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
@@ -153,21 +235,21 @@ def benchmark(
     torch.set_num_threads(threads)
     batch = np.random.default_rng(0).uniform(-120, 150, size=(1, 3, size, size)).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
-        candidates = [_prepare(spec, backend, threads, Path(tmp)) for spec in models]
-        runs = {i: functools.partial(c.run, batch) for i, c in enumerate(candidates)}
+        candidates = [_prepare(spec, backend, threads, Path(tmp), size) for spec in models]
+        runs = {i: functools.partial(c.run, _pad_to_multiple(batch, c.size_multiple)) for i, c in enumerate(candidates)}
         timed = time_round_robin(runs, repeats, warmup)
         times = [timed[i] for i in range(len(candidates))]
     return [
         {
             "model": c.label,
-            "params": count_parameters(c.net),
-            "gflops": round(gflops(c.net, size), 4),
+            "params": c.params,
+            "gflops": None if c.gflops is None else round(c.gflops, 4),
             "bytes": c.bytes,
             "median_ms": round(statistics.median(t), 3),
             "min_ms": round(min(t), 3),
             "max_ms": round(max(t), 3),
             # the time the model's FLOPs would take at this CPU's matrix-product rate: the compute floor
-            "roofline_ms": round(gflops(c.net, size) / peak * 1000, 3),
+            "roofline_ms": None if c.gflops is None else round(c.gflops / peak * 1000, 3),
             "backend": backend,
             "threads": threads,
             "size": size,
@@ -176,12 +258,16 @@ def benchmark(
     ]
 
 
+def _cell(value: float | None, width: int, digits: int) -> str:
+    return f"{'n/a':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
+
+
 def format_benchmark_table(rows: list[dict[str, Any]]) -> str:
     head = f"{'model':<28}{'params':>10}{'GFLOPs':>9}{'bytes':>11}{'median ms':>11}{'min':>9}{'max':>9}{'roofline':>10}"
     lines = [head]
     for r in rows:
         lines.append(
-            f"{r['model']:<28}{r['params']:>10,}{r['gflops']:>9.3f}{r['bytes']:>11,}"
-            f"{r['median_ms']:>11.2f}{r['min_ms']:>9.2f}{r['max_ms']:>9.2f}{r['roofline_ms']:>10.2f}"
+            f"{r['model']:<28}{r['params']:>10,}{_cell(r['gflops'], 9, 3)}{r['bytes']:>11,}"
+            f"{r['median_ms']:>11.2f}{r['min_ms']:>9.2f}{r['max_ms']:>9.2f}{_cell(r['roofline_ms'], 10, 2)}"
         )
     return "\n".join(lines)

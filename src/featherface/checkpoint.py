@@ -8,10 +8,8 @@ whose sha256 detects a pair from two different saves instead of half-loading it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,12 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from featherface.fileio import atomic_write_bytes  # also imported from here by older code
+from featherface.fileio import (
+    atomic_write_bytes,
+    default_file_mode,
+    sha256_of,
+    temp_file_beside,
+)  # atomic_write_bytes: re-exported
 from featherface.models.config import DetectorConfig
 from featherface.models.detector_net import DetectorNet
 
@@ -37,14 +40,6 @@ class CheckpointError(ValueError):
 
 def config_path_for(weights: Path) -> Path:
     return weights.with_suffix(".json")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save_checkpoint(net: DetectorNet, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
@@ -65,11 +60,12 @@ def save_checkpoint(net: DetectorNet, path: str | Path, metadata: dict[str, Any]
         "architecture": net.config.to_dict(),
         "metadata": metadata or {},
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file_beside(path)
     os.close(fd)
     try:
         save_file(state, tmp, metadata={EMBEDDED_KEY: json.dumps(doc)})
-        sha = _sha256(Path(tmp))
+        os.chmod(tmp, default_file_mode())  # safetensors writes a new file, private to its writer
+        sha = sha256_of(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -118,7 +114,7 @@ def read_checkpoint_config(path: str | Path) -> tuple[DetectorConfig, dict[str, 
         raise CheckpointError(f"{cfg_path}: not valid JSON ({exc})") from None
     config, doc = _parse_doc(doc, str(cfg_path))
     expected = doc.get("weights_sha256")
-    if expected and _sha256(path) != expected:
+    if expected and sha256_of(path) != expected:
         raise CheckpointError(f"{path}: weights do not match {cfg_path.name} (sha256 differs)")
     return config, doc
 

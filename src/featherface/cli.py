@@ -6,11 +6,13 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from featherface import __version__
+from featherface.weights import DEFAULT_MODEL
 
 
 class CommandError(Exception):
@@ -69,6 +71,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     from featherface.models.detector_net import DetectorNet
     from featherface.profiling import format_info_table, model_info
 
+    if args.model is None:
+        return _list_zoo(args)
     net = DetectorNet(OnnxRunner(args.model).config) if args.model.endswith(".onnx") else load_model(args.model)
     info = model_info(net, args.size)
     info["model"] = args.model
@@ -77,115 +81,218 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list_zoo(args: argparse.Namespace) -> int:
+    from featherface.models.zoo import ZOO
+
+    rows = [{"name": name, "trained": entry.trained, "default": name == DEFAULT_MODEL,
+             "description": entry.description} for name, entry in ZOO.items()]  # fmt: skip
+    for row in rows:
+        mark = "*" if row["default"] else " "
+        state = "trained" if row["trained"] else "untrained heads"
+        print(f"{mark} {row['name']:<20} {state:<16} {row['description']}")
+    print("* the default of `featherface detect` and Detector.load(); `featherface info NAME` for its table")
+    _write_json(args.json, {"models": rows})
+    return 0
+
+
 # -------------------------------------------------------------------------------------------- detect
-def _collect_inputs(inputs: Sequence[str]) -> list[Path]:
-    from featherface.detection.image import list_images
-
-    paths: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = list_images(path)
-            if not found:
-                raise CommandError(f"{path}: folder holds no images")
-            paths.extend(found)
-        elif path.is_file():
-            paths.append(path)
-        else:
-            raise CommandError(f"{path}: no such file or folder")
-    return paths
+def _face_size_options(args: argparse.Namespace, size: int | None = None) -> dict[str, Any]:
+    """``size`` (the inference size) / ``min_face`` / ``max_face`` for :meth:`Detector.detect_batch`, checked first."""
+    if size is not None and (args.min_face is not None or args.max_face is not None):
+        raise CommandError("--size and --min-face/--max-face exclude each other: the face sizes choose the scale")
+    if args.min_face is not None and args.max_face is not None and args.max_face < args.min_face:
+        raise CommandError(f"--max-face {args.max_face:g} is below --min-face {args.min_face:g}")
+    return {"size": size, "min_face": args.min_face, "max_face": args.max_face}
 
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+def _load_detector(args: argparse.Namespace):
+    from featherface.detection.api import Detector
+    from featherface.detection.postprocess import PostprocessConfig
+
+    return Detector.load(
+        args.model, device=args.device, threads=args.threads, allow_untrained=args.allow_untrained,
+        postprocess_config=PostprocessConfig(args.conf, args.nms),
+    )  # fmt: skip
 
 
-def _detect_video(detector, path: Path, args: argparse.Namespace, save_dir: Path | None) -> list[dict[str, Any]]:
-    import cv2
+def _claim_json(guard: Any, path: str | Path | None) -> None:
+    if path:
+        guard.claim(Path(path), Path("--json"))
+
+
+class _Failures:
+    """Files that could not be read: counted by reason and reported in one line; with ``strict``, the first one
+    stops the command."""
+
+    def __init__(self, total: int, strict: bool) -> None:
+        self.total, self.strict = total, strict
+        self.by_reason: dict[str, list[str]] = {}
+
+    def add(self, name: str, reason: str) -> None:
+        if self.strict:
+            raise CommandError(f"{name}: {reason} (--strict)")
+        self.by_reason.setdefault(reason, []).append(name)
+
+    def count(self) -> int:
+        return sum(map(len, self.by_reason.values()))
+
+    def summary(self) -> str:
+        reasons = ", ".join(f"{len(names)} {reason} (first: {names[0]})" for reason, names in self.by_reason.items())
+        return f"{self.count()} of {self.total} file(s): {reasons}"
+
+    def finish(self) -> None:
+        """Warn about skipped files; an error when nothing could be read."""
+        if not self.by_reason:
+            return
+        if self.count() >= self.total:
+            if self.total == 1:
+                reason, names = next(iter(self.by_reason.items()))
+                raise CommandError(f"{names[0]}: {reason}")
+            raise CommandError(f"no input could be read: {self.summary()}")
+        print(f"warning: skipped {self.summary()}; listed in the JSON output", file=sys.stderr)
+
+
+@contextmanager
+def _result_log(path: str | Path | None) -> Iterator[Any]:
+    """A :class:`~featherface.resultlog.ResultLog` that says where the finished results are when interrupted."""
+    from featherface.resultlog import ResultLog
+
+    log = ResultLog(path)
+    try:
+        with log:
+            yield log
+    except KeyboardInterrupt:
+        if log.partial is not None:
+            print(f"interrupted: {log.count} finished result(s) kept in {log.partial}", file=sys.stderr)
+        raise
+
+
+def _progress(sources: Sequence[Any]) -> Any:
+    """A progress bar over files (images) or items (with videos: their frames), on a terminal only."""
     from tqdm import tqdm
 
-    from featherface.visualize import draw_detections
-
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise CommandError(f"{path}: not a readable video")
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    writer = None
-    results = []
-    with tqdm(total=frames, desc=path.name, unit="frame") as bar:
-        index = 0
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            found = detector.detect(frame, size=args.size)
-            results.append(
-                {"image": f"{path}#frame={index}", "width": frame.shape[1], "height": frame.shape[0],
-                 "faces": found.faces()}
-            )  # fmt: skip
-            if save_dir is not None:
-                if writer is None:
-                    out = save_dir / f"{path.stem}.mp4"
-                    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, frame.shape[1::-1])
-                writer.write(draw_detections(frame, found))
-            index += 1
-            bar.update(1)
-    capture.release()
-    if writer is not None:
-        writer.release()
-    if not results:
-        raise CommandError(f"{path}: video has no readable frames")
-    return results
+    videos = any(s.kind == "video" for s in sources)
+    wanted = videos or len(sources) > 1
+    # disable=None: tqdm shows the bar only when stderr is a terminal (no bar in logs and pipes)
+    total, unit = (None, "item") if videos else (len(sources), "img")
+    return tqdm(total=total, unit=unit, disable=None if wanted else True)
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    import cv2
-    from tqdm import tqdm
-
-    from featherface.detection.api import Detector
-    from featherface.detection.image import read_image
-    from featherface.detection.postprocess import PostprocessConfig
+    from featherface.detection.sources import OutputGuard, collect_sources, mirror_outputs
+    from featherface.detection.stream import detect_sources, write_rendered
     from featherface.visualize import draw_detections
 
-    videos = [Path(i) for i in args.inputs if Path(i).is_file() and Path(i).suffix.lower() in VIDEO_SUFFIXES]
-    paths = _collect_inputs([i for i in args.inputs if Path(i) not in videos]) if len(videos) < len(args.inputs) else []
-    detector = Detector.load(
-        args.model, device=args.device, threads=args.threads, postprocess_config=PostprocessConfig(args.conf, args.nms)
-    )
+    options = _face_size_options(args, args.size)
     save_dir = Path(args.save_dir) if args.save_dir else None
-    if save_dir:
-        save_dir.mkdir(parents=True, exist_ok=True)
-    results = []
-    # images of one size go through the network together; mixed sizes are never padded into one batch, so a
-    # face's result does not depend on its neighbours
-    pending: list[tuple[Path, Any]] = []
+    sources = collect_sources(args.inputs, skip=[save_dir] if save_dir else [])
+    guard = OutputGuard(sources)
+    _claim_json(guard, args.json)
+    drawn = mirror_outputs(sources, save_dir, guard) if save_dir else {}
+    detector = _load_detector(args)
+    results = detect_sources(detector, sources, args.batch_size, track=not args.no_track, **options)
+    if drawn:
+        results = write_rendered(results, drawn, lambda r: draw_detections(r.image, r.detections))
+    failures = _Failures(len(sources), args.strict)
+    videos: dict[str, list[Any]] = {}  # video -> [frames, faces, track ids]
+    with _progress(sources) as bar, _result_log(args.json) as log:
+        for result in results:
+            log.add(result.to_json())
+            bar.update()
+            if not result.ok:
+                failures.add(result.name, result.error)
+            elif result.frame is None:
+                bar.write(f"{result.name}: {len(result.detections)} face(s)")
+            else:
+                totals = videos.setdefault(str(result.source.path), [0, 0, set()])
+                totals[0] += 1
+                totals[1] += len(result.detections)
+                totals[2].update([] if result.track_ids is None else result.track_ids.tolist())
+    for video, (frames, faces, tracks) in videos.items():
+        tracked = f", {len(tracks)} track(s)" if tracks else ""
+        print(f"{video}: {frames} frame(s), {faces} face(s){tracked}")
+    failures.finish()
+    return 0
 
-    def flush() -> None:
-        found = detector.detect_batch([image for _, image in pending], size=args.size)
-        for (path, image), detections in zip(pending, found, strict=True):
-            results.append(
-                {"image": str(path), "width": image.shape[1], "height": image.shape[0], "faces": detections.faces()}
-            )
-            if save_dir:
-                out = save_dir / f"{path.stem}.jpg"
-                if not cv2.imwrite(str(out), draw_detections(image, detections)):
-                    raise CommandError(f"{out}: could not write the drawn image")
-        pending.clear()
 
-    for path in tqdm(paths, desc="detect", unit="img", disable=len(paths) < 2):
-        image = read_image(path)
-        if pending and (len(pending) >= args.batch_size or pending[0][1].shape != image.shape):
-            flush()
-        pending.append((path, image))
-    if pending:
-        flush()
-    for entry in results:
-        print(f"{entry['image']}: {len(entry['faces'])} face(s)")
-    for video in videos:
-        frames = _detect_video(detector, video, args, save_dir)
-        print(f"{video}: {len(frames)} frame(s), {sum(len(f['faces']) for f in frames)} face(s)")
-        results.extend(frames)
-    _write_json(args.json, results, line_per_item=True)
+def _add_detection_options(p: argparse.ArgumentParser, model: str, conf: float, conf_help: str) -> None:
+    """Model, thresholds, face sizes and running options shared by detect, crop and anonymize."""
+    p.add_argument("--model", default=model, help=f"zoo name, .safetensors checkpoint, run directory or .onnx file "
+                   f"(default {model})")  # fmt: skip
+    p.add_argument("--allow-untrained", action="store_true", help="run a zoo model whose heads were never trained")
+    _add_detection_tuning(p, conf, conf_help)
+
+
+def _add_detection_tuning(p: argparse.ArgumentParser, conf: float, conf_help: str) -> None:
+    p.add_argument("--conf", type=_unit_float, default=conf, help=conf_help)
+    p.add_argument("--nms", type=_unit_float, default=0.4, help="NMS IoU threshold (default 0.4)")
+    p.add_argument(
+        "--min-face", type=_positive_float,
+        help="smallest face to find (pixels): picks the inference scale (16-px anchors: x 16/min-face, at most 4)",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-face", type=_positive_float,
+        help="largest face of interest (pixels): larger faces are dropped; sets the tiles' overlap",
+    )  # fmt: skip
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--threads", type=_positive_int, help="CPU threads")
+    p.add_argument("--batch-size", type=_positive_int, default=8, help="images of one size (or frames) per pass")
+    p.add_argument(
+        "--strict", action="store_true", help="stop at the first unreadable file (default: skip it, count, list it)"
+    )
+
+
+# ---------------------------------------------------------------------------------------------- crop
+def cmd_crop(args: argparse.Namespace) -> int:
+    from featherface.crops import crop_files
+    from featherface.detection.sources import OutputGuard, collect_sources
+
+    options = _face_size_options(args)
+    out = Path(args.out)
+    sources = collect_sources(args.inputs, skip=[out])
+    guard = OutputGuard(sources)
+    json_path = Path(args.json) if args.json else out / "crops.json"
+    _claim_json(guard, json_path)
+    detector = _load_detector(args)
+    failures = _Failures(len(sources), args.strict)
+    crops = 0
+    entries = crop_files(detector, sources, out, args.size, args.margin, guard, batch_size=args.batch_size, **options)
+    with _result_log(json_path) as log:
+        for entry in entries:
+            log.add(entry)
+            if "error" in entry:
+                failures.add(entry["image"], entry["error"])
+            else:
+                crops += 1
+    print(f"{crops} aligned {args.size}x{args.size} crop(s) from {len(sources)} file(s) in {out}; index {json_path}")
+    failures.finish()
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- anonymize
+def cmd_anonymize(args: argparse.Namespace) -> int:
+    from featherface.anonymize import AnonymizeConfig, anonymize_files
+    from featherface.detection.sources import OutputGuard, collect_sources
+
+    options = _face_size_options(args)
+    config = AnonymizeConfig(mode=args.mode, margin=args.margin, shape=args.shape)
+    out = Path(args.out)
+    sources = collect_sources(args.inputs, skip=[out])
+    guard = OutputGuard(sources)
+    _claim_json(guard, args.json)
+    detector = _load_detector(args)
+    failures = _Failures(len(sources), args.strict)
+    files = anonymize_files(detector, sources, out, config, guard, batch_size=args.batch_size, **options)
+    with _progress(sources) as bar, _result_log(args.json) as log:
+        for item in files:
+            log.add(item.to_json())
+            bar.update()
+            if item.error is not None:
+                failures.add(str(item.input), item.error)
+            else:
+                frames = "" if item.frames is None else f" over {item.frames} frame(s)"
+                bar.write(f"{item.input}: {item.faces} face(s) hidden{frames} -> {item.output}")
+    failures.finish()
     return 0
 
 
@@ -203,11 +310,40 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------- benchmark
 def cmd_benchmark(args: argparse.Namespace) -> int:
+    if args.end_to_end:
+        return _benchmark_end_to_end(args)
+    given = {"--data": args.data, "--conf": args.conf, "--nms": args.nms, "--plots": args.plots}
+    given["--max-images"] = args.max_images
+    needs_end_to_end = [flag for flag, value in given.items() if value is not None]
+    if needs_end_to_end:
+        raise CommandError(f"{', '.join(needs_end_to_end)}: only with --end-to-end")
     from featherface.benchmark import benchmark, format_benchmark_table
 
-    rows = benchmark(args.models, args.size, args.backend, args.threads, args.repeats, args.warmup)
-    print(f"backend {args.backend}, {args.threads} thread(s), 1x3x{args.size}x{args.size}, {args.repeats} repeats")
-    print(format_benchmark_table(rows))
+    size, backend, repeats = args.size or 640, args.backend or "torch", args.repeats or 30
+    rows = []
+    for threads in args.threads or [1]:
+        timed = benchmark(args.models, size, backend, threads, repeats, args.warmup)
+        print(f"backend {backend}, {threads} thread(s), 1x3x{size}x{size}, {repeats} repeats")
+        print(format_benchmark_table(timed))
+        rows += timed
+    _write_json(args.json, rows)
+    return 0
+
+
+def _benchmark_end_to_end(args: argparse.Namespace) -> int:
+    from featherface.benchmark_e2e import benchmark_end_to_end, format_end_to_end_table, plot_stage_shares
+
+    if not args.data:
+        raise CommandError("--end-to-end needs --data (a folder of photos, DIR:holdout, a labelled set, sample:val)")
+    options = {"threads": args.threads, "backend": args.backend, "conf": args.conf, "nms": args.nms}
+    options.update(repeats=args.repeats, warmup=args.warmup, max_images=args.max_images)
+    options = {k: v for k, v in options.items() if v is not None}  # the API's defaults for the rest
+    rows = benchmark_end_to_end(args.models, args.data, size=args.size, **options)
+    conf = rows[0]["conf"]
+    print(f"{args.data}: {rows[0]['images']} images counted per row, conf {conf}, size {args.size or 'original'}")
+    print(format_end_to_end_table(rows))
+    if args.plots:
+        print(f"stage shares: {plot_stage_shares(rows, Path(args.plots) / 'end_to_end_stages.png')}")
     _write_json(args.json, rows)
     return 0
 
@@ -226,7 +362,7 @@ def _evaluate_wider(args: argparse.Namespace) -> dict[str, Any]:
         from featherface.evaluation.runner import predict_wider
 
         pred_dir = args.write_predictions
-        detector = Detector.load(args.model, device=args.device, threads=args.threads)
+        detector = Detector.load(args.model, device=args.device, threads=args.threads, allow_untrained=True)
         count = predict_wider(detector, args.images, pred_dir)
         print(f"wrote predictions for {count} images to {pred_dir}")
     result = evaluate_wider(read_predictions(pred_dir), ground_truth)
@@ -262,12 +398,20 @@ def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
         annotations = _teacher_references(args, report)
     else:
         annotations = resolve_dataset(args.data, strict=args.strict, report=report, classes=args.classes)
+    if not annotations:
+        skipped = f" (skipped {report.summary()})" if report.total else ""
+        raise CommandError(f"{args.data}: no labelled images{skipped}")
+    # evaluating an untrained model is legitimate (a baseline): its AP says what it is
+    detector = Detector.load(args.model, device=args.device, threads=args.threads, allow_untrained=True)
+    # an image that cannot be decoded is skipped and counted (with --strict: the error, exit status 2)
+    result, detections = evaluate_detector(
+        detector, annotations, score_threshold=args.conf, iou_threshold=args.iou,
+        report=None if args.strict else report,
+    )  # fmt: skip
     if report.total:
         print(f"warning: skipped {report.summary()}", file=sys.stderr)
-    if not annotations:
-        raise CommandError(f"{args.data}: no labelled images")
-    detector = Detector.load(args.model, device=args.device, threads=args.threads)
-    result, detections = evaluate_detector(detector, annotations, score_threshold=args.conf, iou_threshold=args.iou)
+    if all(found is None for found in detections):
+        raise CommandError(f"{args.data}: none of the {len(annotations)} images could be read")
     rows = result.per_image if len(result.per_image) <= _MAX_IMAGE_ROWS else []
     if rows:
         print(f"{'image':<30}{'faces':>6}{'dets':>6}{'TP':>5}{'FP':>5}{'missed':>8}")
@@ -278,11 +422,14 @@ def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
             f"{row['image']:<30}{row['faces']:>6}{row['detections']:>6}{row['true_positives']:>5}"
             f"{row['false_positives']:>5}{row['missed']:>8}"
         )
-    nme = "n/a" if result.nme is None else f"{result.nme:.4f}"
+
+    def fig(value: float | None) -> str:  # AP and recall of a set without faces are undefined
+        return "n/a" if value is None else f"{value:.4f}"
+
     reference = f"teacher {args.teacher} at score >= {args.teacher_conf}" if args.teacher else "labels"
     print(
-        f"AP@{args.iou:g} {result.ap:.4f}  AP@0.75 {result.ap75:.4f}  AP@[.5:.95] {result.ap50_95:.4f}  "
-        f"recall {result.recall:.4f}  precision {result.precision:.4f}  NME {nme}  "
+        f"AP@{args.iou:g} {fig(result.ap)}  AP@0.75 {fig(result.ap75)}  AP@[.5:.95] {fig(result.ap50_95)}  "
+        f"recall {fig(result.recall)}  precision {result.precision:.4f}  NME {fig(result.nme)}  "
         f"({result.num_faces} faces from {reference}; recall, precision and NME at score >= {args.conf})"
     )
     if args.plots:
@@ -293,6 +440,8 @@ def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
         save_dir = Path(args.save_dir)
         save_dir.mkdir(parents=True, exist_ok=True)
         for ann, found in zip(annotations, detections, strict=True):
+            if found is None:  # unreadable, skipped
+                continue
             confident = found.scores >= args.conf
             found = type(found)(found.boxes[confident], found.scores[confident], found.landmarks[confident])
             cv2.imwrite(str(save_dir / f"{ann.path.stem}.png"), draw_detections(read_image(ann.path), found))
@@ -304,6 +453,9 @@ def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
         "detection_nms": EVAL_NMS_THRESHOLD,
         "image_size": "original",
         "skipped": dict(report.skipped),
+        "skipped_at": report.examples,
+        # every image left out whole, with why: missing or unreadable
+        "errors": [{"path": f["path"], "reason": f["reason"], "where": f["where"]} for f in report.files],
     }
     return {"model": args.model, "data": args.data, **settings, **result.to_dict()}
 
@@ -373,18 +525,33 @@ def _training_config(args: argparse.Namespace, data_arg: str, saved: Path | None
     return load_train_config(source, overrides)
 
 
+def _prepare_run(args: argparse.Namespace, *input_flags: str) -> None:
+    """``--out`` made ready for a training-like command: refused if it holds a run, unless --resume/--overwrite."""
+    from featherface.training.rundir import prepare_run_dir
+
+    inputs = [(f"--{flag.replace('_', '-')}", getattr(args, flag, None)) for flag in input_flags]
+    prepare_run_dir(args.out, resume=args.resume, overwrite=args.overwrite, inputs=inputs)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from featherface.checkpoint import load_model
     from featherface.training.trainer import Trainer
 
     config = _training_config(args, "data")
     config.model = args.model
+    _prepare_run(args, "model", "data", "val")
     net = load_model(args.model)
     result = Trainer(net, config, args.out, resume=args.resume).fit()
-    print(
-        f"trained {result.epochs_done} epoch(s); checkpoints in {result.out_dir} (best.safetensors, last.safetensors)"
-    )
+    print(f"trained {_epochs_done(result)}; checkpoints in {result.out_dir} (best.safetensors, last.safetensors)")
     return 0
+
+
+def _epochs_done(result) -> str:
+    """``3 epoch(s)``, or ``3 epoch(s) and 5/12 steps of epoch 4`` when the time budget stopped inside one."""
+    done = f"{result.epochs_done} epoch(s)"
+    if result.partial_steps:
+        done += f" and {result.partial_steps} step(s) of epoch {result.epochs_done + 1} (--resume continues it)"
+    return done
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
@@ -397,6 +564,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     config = _training_config(args, "data")
     config.model = args.student
     distill_config = _distill_config(args)
+    _prepare_run(args, "teacher", "student", "data", "val")
     teacher = load_model(args.teacher)
     annotations, val = distillation_data(
         args.data, args.val, teacher, str(args.teacher), distill_config, Path(args.out) / "teacher-labels",
@@ -409,7 +577,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
         val_annotations=val,
     )  # fmt: skip
     result = trainer.fit()
-    print(f"distilled {result.epochs_done} epoch(s) from {args.teacher}; checkpoints in {result.out_dir}")
+    print(f"distilled {_epochs_done(result)} from {args.teacher}; checkpoints in {result.out_dir}")
     return 0
 
 
@@ -460,6 +628,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         args.val = "sample:val"
     train = _training_config(args, "data", saved=Path(args.out) / "sfp" / "config.yaml", must_exist=False)
     config = _prune_config(args)
+    _prepare_run(args, "model", "teacher", "data", "val")
     net = load_model(args.model)
     teacher = _load_teacher(args.teacher)
     summary = prune(
@@ -467,7 +636,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         train,
         config,
         args.out,
-        resolve_dataset(args.val),
+        resolve_dataset(args.val, strict=train.strict),
         teacher=teacher,
         storage=args.storage,
         resume=args.resume,
@@ -487,7 +656,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     train = _training_config(args, "data")
     config = _prune_config(args)
-    val = resolve_dataset(args.val) if args.val else None
+    _prepare_run(args, "model", "teacher", "data", "val")
+    val = resolve_dataset(args.val, strict=train.strict) if args.val else None
     summary = finetune(
         args.model, train, config, args.out, val, teacher=_load_teacher(args.teacher), resume=args.resume,
         distill=_distill_config(args),
@@ -524,6 +694,10 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=_positive_int)
     p.add_argument("--max-minutes", type=float, help="stop cleanly at this budget: finish the step, evaluate, save")
     p.add_argument("--resume", action="store_true", help="continue from RUN/trainer_state.pt")
+    p.add_argument(
+        "--overwrite", action="store_true",
+        help="replace the run already in --out (its checkpoints, metrics, study); without it, or --resume, refused",
+    )  # fmt: skip
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--seed", type=int)
     p.add_argument("--batch-size", type=_positive_int, help="per process")
@@ -563,24 +737,56 @@ def build_parser() -> argparse.ArgumentParser:
 
     model_help = "zoo name, .safetensors checkpoint, run directory or .onnx file"
 
-    p = sub.add_parser("info", help="parameters per module vs the seed's budget, GFLOPs")
-    p.add_argument("model", help=model_help)
+    p = sub.add_parser("info", help="the zoo's models; a model's parameters per module vs the seed's budget, GFLOPs")
+    p.add_argument("model", nargs="?", help=model_help + " (none: list the zoo)")
     p.add_argument("--size", type=_positive_int, default=640, help="square input size for GFLOPs (default 640)")
     p.add_argument("--json", help="write the figures to this JSON file")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("detect", help="detect faces in images, folders and videos")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images, or videos")
-    p.add_argument("--model", default="retinaface-mnet025", help=model_help + " (default retinaface-mnet025)")
-    p.add_argument("--json", help="write detections to this JSON file")
-    p.add_argument("--save-dir", help="write copies with boxes and landmarks drawn here")
-    p.add_argument("--conf", type=_unit_float, default=0.5, help="score threshold (default 0.5)")
-    p.add_argument("--nms", type=_unit_float, default=0.4, help="NMS IoU threshold (default 0.4)")
-    p.add_argument("--size", type=_positive_int, help="resize the long side to this (default: original size)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    p.add_argument("--threads", type=_positive_int, help="CPU threads")
-    p.add_argument("--batch-size", type=_positive_int, default=8, help="images of one size per forward pass")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, videos, folders (searched recursively)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=model_help + f" (default {DEFAULT_MODEL})")
+    p.add_argument("--allow-untrained", action="store_true", help="run a zoo model whose heads were never trained")
+    p.add_argument("--json", help="write detections to this JSON file (as they come: F.partial until finished)")
+    p.add_argument(
+        "--save-dir", help="write drawn copies here, mirroring the inputs' relative paths (never over an input)"
+    )
+    p.add_argument(
+        "--size", type=_positive_int,
+        help="resize the long side to this (default: original size; larger than 4096 px: tiled)",
+    )  # fmt: skip
+    p.add_argument("--no-track", action="store_true", help="videos: no track_id, boxes as detected frame by frame")
+    _add_detection_tuning(p, 0.5, "score threshold (default 0.5)")
     p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("crop", help="one aligned (ArcFace 112x112 template) crop per face, and a JSON index")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, videos, folders (searched recursively)")
+    p.add_argument("--out", required=True, help="folder for the crops (mirroring the inputs' relative paths)")
+    p.add_argument("--size", type=_positive_int, default=112, help="crop side in pixels (default 112)")
+    p.add_argument(
+        "--margin", type=_non_negative_float, default=0.0,
+        help="context around the template's frame, a fraction of its side per edge (default 0: ArcFace's crop)",
+    )  # fmt: skip
+    p.add_argument("--json", help="the index: crop -> image, box, score, landmarks (default OUT/crops.json)")
+    # crops for recognition want the most precise landmarks: the WIDER-trained reference model by default
+    _add_detection_options(p, "retinaface-mnet025", 0.5, "score threshold (default 0.5)")
+    p.set_defaults(func=cmd_crop)
+
+    p = sub.add_parser("anonymize", help="hide every face in images, folders and videos (inputs untouched)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, videos, folders (searched recursively)")
+    p.add_argument("--out", required=True, help="folder for the anonymised copies (mirroring relative paths)")
+    p.add_argument("--mode", choices=["blur", "pixelate", "solid"], default="blur", help="how (default blur)")
+    p.add_argument(
+        "--margin", type=_non_negative_float, default=0.25,
+        help="grow each box by this fraction per side (default 0.25: the ellipse then covers the whole box)",
+    )  # fmt: skip
+    p.add_argument("--shape", choices=["ellipse", "rect"], default="ellipse", help="hidden region (default ellipse)")
+    p.add_argument("--json", help="write per-file face counts to this JSON file")
+    # a missed face is a privacy failure: the most accurate shipped model and a low threshold by default
+    _add_detection_options(
+        p, "retinaface-mnet025", 0.3, "score threshold (default 0.3: favours recall; a false positive costs a blur)"
+    )
+    p.set_defaults(func=cmd_anonymize)
 
     p = sub.add_parser("export", help="export to ONNX (dynamic batch/H/W), checked against torch")
     p.add_argument("model", help="zoo name, .safetensors checkpoint or run directory")
@@ -682,12 +888,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("benchmark", help="latency of several models, interleaved in one run")
     p.add_argument("models", nargs="+", metavar="MODEL", help=model_help)
-    p.add_argument("--size", type=_positive_int, default=640, help="square input size (default 640)")
-    p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch")
-    p.add_argument("--threads", type=_positive_int, default=1, help="CPU threads (default 1)")
-    p.add_argument("--repeats", type=_positive_int, default=30, help="timed runs per model (default 30)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed runs per model first (default 3)")
+    p.add_argument(
+        "--size", type=_positive_int,
+        help="square input size (default 640); with --end-to-end: resize the long side to it (default: original)",
+    )  # fmt: skip
+    p.add_argument(
+        "--backend", choices=["torch", "onnxruntime"],
+        help="default torch; with --end-to-end onnxruntime (torch models exported first; .onnx files always ORT)",
+    )  # fmt: skip
+    p.add_argument(
+        "--threads", type=_positive_int, action="append",
+        help="CPU threads; repeat for several counts (--threads 1 --threads 2), a set of rows each "
+        "(default 1; with --end-to-end 1 and 2)",
+    )  # fmt: skip
+    p.add_argument(
+        "--repeats", type=_positive_int, help="timed runs per model (default 30); with --end-to-end passes (default 1)"
+    )
+    p.add_argument(
+        "--warmup", type=int, default=3,
+        help="untimed runs per model first; with --end-to-end: first images not counted (default 3)",
+    )  # fmt: skip
     p.add_argument("--json", help="write the rows to this JSON file")
+    p.add_argument(
+        "--end-to-end", action="store_true",
+        help="time imread -> preprocess -> forward -> postprocess per image over --data, each stage's share",
+    )  # fmt: skip
+    p.add_argument("--data", help="--end-to-end: a folder of photos (subfolders too), DIR:holdout, a labelled set")
+    p.add_argument("--conf", type=_unit_float, help="--end-to-end: score threshold (default 0.02, as evaluation)")
+    p.add_argument("--nms", type=_unit_float, help="--end-to-end: NMS IoU threshold (default 0.4)")
+    p.add_argument("--max-images", type=_positive_int, help="--end-to-end: only the first N images")
+    p.add_argument("--plots", help="--end-to-end: write a stacked-bar PNG of the stage shares into this folder")
     p.set_defaults(func=cmd_benchmark)
     return parser
 

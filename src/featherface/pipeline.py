@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from featherface.checkpoint import atomic_write_bytes, load_checkpoint, load_model
+from featherface.config_schema import ConfigError, build, rule
 from featherface.detection.api import Detector
 from featherface.detection.image import read_image
+from featherface.fileio import remove_stale_temp_files
 from featherface.models.detector_net import count_parameters
 from featherface.models.zoo import ZOO, create_model
 from featherface.profiling import gflops
-from featherface.training.config import load_train_config, read_config_file
+from featherface.training.config import config_path, load_section, load_train_config
 
 
 @dataclass
@@ -30,28 +32,24 @@ class PipelineConfig:
     report_data: list[str] = dataclasses.field(default_factory=list)  # more labelled sets scored in the report
     teacher: str = "retinaface-mnet025"
     student: str = "nano-b"
-    teacher_epochs: int = 40
-    distill_epochs: int = 30
-    benchmark_size: int = 640
-    benchmark_threads: int = 2
-    benchmark_repeats: int = 20
+    teacher_epochs: int = dataclasses.field(default=40, metadata=rule(ge=1))
+    distill_epochs: int = dataclasses.field(default=30, metadata=rule(ge=1))
+    benchmark_size: int = dataclasses.field(default=640, metadata=rule(ge=32))
+    benchmark_threads: int = dataclasses.field(default=2, metadata=rule(ge=1))
+    benchmark_repeats: int = dataclasses.field(default=20, metadata=rule(ge=1))
 
 
 def load_pipeline_config(source: str | Path | None) -> PipelineConfig:
     """The ``pipeline:`` section of a config file or preset (default: the sample preset). A config without one is
     an error: the pipeline would not know its data."""
     source = source or "sample"
-    data = read_config_file(source).get("pipeline")
-    if not isinstance(data, dict) or "data" not in data:
-        raise ValueError(
-            f"{source}: no pipeline: section naming its data (pipeline: data: ..., val: ...); "
+    data = load_section(source, "pipeline")
+    if "data" not in data:
+        raise ConfigError(
+            f"{config_path(source)}: no pipeline: section naming its data (pipeline: data: ..., val: ...); "
             "see src/featherface/configs/sample.yaml or pool.yaml for one"
         )
-    known = {f.name for f in dataclasses.fields(PipelineConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"unknown pipeline option(s): {', '.join(unknown)}")
-    return PipelineConfig(**data)
+    return build(PipelineConfig, data, str(config_path(source)), "pipeline.", what="pipeline")
 
 
 def _done(folder: Path) -> dict[str, Any] | None:
@@ -82,6 +80,9 @@ def run_pipeline(config_source: str | Path | None, out_dir: str | Path) -> dict[
     distill_config = load_distill_config(source)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    stale = remove_stale_temp_files(out)  # of saves a kill interrupted; the pipeline itself resumes by design
+    if stale:
+        _say(f"removed {len(stale)} temp file(s) of an interrupted save: {', '.join(p.name for p in stale)}")
     started = time.monotonic()
     timings: dict[str, float] = {}
 
@@ -290,6 +291,11 @@ def _draw_val_detections(spec: str, val: list, path: Path) -> None:
         atomic_write_bytes(path, encoded.tobytes())
 
 
+def _figure(value: float | None) -> str:
+    """A figure of the report, or n/a where it is undefined (AP of a set without faces)."""
+    return "n/a" if value is None else f"{value:.4f}"
+
+
 def _markdown(report: dict[str, Any]) -> str:
     sample = report["sample_set_figures"]
     lines = ["# featherface pipeline report", ""]
@@ -311,14 +317,13 @@ def _markdown(report: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---:|" + "---:|" * len(extra) + "---:|---:|",
     ]
     for label, row in report["phases"].items():
-        nme = "n/a" if row["nme"] is None else f"{row['nme']:.4f}"
+        nme = _figure(row["nme"])
         latency = row.get("latency_ms")
         lat = f"{latency:.2f}" if latency is not None else "-"
         ratio = f"{row['latency_vs_retinaface']:.2f}x" if latency is not None else "-"
         lines.append(
-            f"| {label} | {row['params']:,} | {row['gflops']:.3f} | {row['ap']:.4f} | {row['ap50_95']:.4f} | {nme} | "
-            + "".join(f"{row[k]:.4f} | " for k in extra)
-            + f"{lat} | {ratio} |"
+            f"| {label} | {row['params']:,} | {row['gflops']:.3f} | {_figure(row['ap'])} | {_figure(row['ap50_95'])} | "
+            f"{nme} | " + "".join(f"{_figure(row[k])} | " for k in extra) + f"{lat} | {ratio} |"
         )
     b = report["benchmark"]
     lines += [

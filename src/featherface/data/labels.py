@@ -9,12 +9,16 @@ One face per line: (x, y) top-left, w and h in pixels; optionally five landmarks
 left and right mouth corner) each as ``x y flag``, where ``-1`` coordinates mean "no landmarks" (WIDER
 validation and hard faces). A trailing number (blur / labeller confidence) is accepted and kept.
 
-Bad-data policy: with ``strict=True`` the first problem raises :class:`LabelError` naming ``file:line``;
-otherwise the faulty face (or image, if its file is missing) is skipped and counted in a :class:`LabelReport`.
+Bad-data policy (every reader and every command): with ``strict=True`` the first problem raises
+:class:`LabelError` naming ``file:line``; otherwise the faulty face (or image, if its file is missing) is skipped and
+counted by reason in a :class:`LabelReport`, which keeps the first few places of each. Files are read as UTF-8 with
+or without a byte-order mark, with any line ends. :func:`check_images` then opens every image and drops faces
+wholly outside theirs, under the same policy, before any training step.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,6 +29,8 @@ import numpy as np
 # Columns after the 4 box numbers: 15 for landmarks (x, y, flag) x 5, then an optional score.
 _LANDMARK_COLUMNS = 15
 _ACCEPTED_COLUMNS = (4, 5, 4 + _LANDMARK_COLUMNS, 4 + _LANDMARK_COLUMNS + 1)
+# places of each skip reason a report keeps (and its summary shows)
+REPORT_EXAMPLES = 3
 
 
 class LabelError(ValueError):
@@ -42,6 +48,9 @@ class ImageAnnotation:
     ``ignored_boxes (M, 4)`` (xyxy pixels) are faces that are neither to be found nor a mistake to find, such as
     VOC objects of classes left out or marked ``difficult``: evaluation counts a detection whose best match is one
     of them neither as a hit nor as a false positive. They are not in ``boxes`` and not counted by ``len``.
+
+    ``source`` and ``box_sources`` (one per box) say where the image and each face were labelled (``file:line``),
+    for the messages of :func:`check_images`; empty when the annotation was made otherwise.
     """
 
     path: Path
@@ -49,6 +58,8 @@ class ImageAnnotation:
     landmarks: np.ndarray
     has_landmarks: np.ndarray
     ignored_boxes: np.ndarray = field(default_factory=_no_boxes)
+    source: str = ""
+    box_sources: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -60,23 +71,40 @@ class ImageAnnotation:
 
 @dataclass
 class LabelReport:
-    """What a lenient parse skipped, by reason, with the first location of each."""
+    """What a lenient parse skipped, by reason, with the first ``REPORT_EXAMPLES`` places (``file:line``) of each."""
 
     skipped: Counter = field(default_factory=Counter)
     first_seen: dict[str, str] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    # every image skipped whole (missing, unreadable): {"path", "reason", "where", "detail"}, for JSON ``errors``
+    files: list[dict[str, str]] = field(default_factory=list)
 
     def add(self, reason: str, where: str) -> None:
         self.skipped[reason] += 1
         self.first_seen.setdefault(reason, where)
+        places = self.examples.setdefault(reason, [])
+        if len(places) < REPORT_EXAMPLES:
+            places.append(where)
+
+    def add_file(self, path: Path | str, reason: str, where: str, detail: str = "") -> None:
+        """An image skipped whole: counted under ``reason`` and listed in ``files``."""
+        self.add(reason, where)
+        self.files.append({"path": str(path), "reason": reason, "where": where, "detail": detail})
 
     @property
     def total(self) -> int:
         return sum(self.skipped.values())
 
     def summary(self) -> str:
+        """``2 x bad face line (at label.txt:3, label.txt:9); 1 x missing image file (at label.txt:5)``."""
         if not self.skipped:
             return "no problems"
-        return "; ".join(f"{n} x {reason} (first at {self.first_seen[reason]})" for reason, n in self.skipped.items())
+        parts = []
+        for reason, n in self.skipped.items():
+            places = self.examples.get(reason) or [self.first_seen[reason]]
+            more = ", ..." if n > len(places) else ""
+            parts.append(f"{n} x {reason} (at {', '.join(places)}{more})")
+        return "; ".join(parts)
 
 
 def check_box_size(x: float, y: float, w: float, h: float) -> None:
@@ -123,7 +151,7 @@ def parse_label_file(
         image_root = label_file.parent / "images" if (label_file.parent / "images").is_dir() else label_file.parent
     image_root = Path(image_root)
     report = report if report is not None else LabelReport()
-    entries: list[tuple[Path, str, list, list]] = []
+    entries: list[tuple[Path, str, list, list, list]] = []
 
     def problem(reason: str, lineno: int, detail: str = "") -> None:
         where = f"{label_file}:{lineno}"
@@ -131,10 +159,7 @@ def parse_label_file(
             raise LabelError(f"{where}: {reason}{': ' + detail if detail else ''}")
         report.add(reason, where)
 
-    try:
-        lines = label_file.read_text().splitlines()
-    except UnicodeDecodeError:
-        raise LabelError(f"{label_file}: not a text file") from None
+    lines = read_text_lines(label_file)
     for lineno, raw in enumerate(lines, start=1):
         line = raw.strip()
         if not line:
@@ -144,7 +169,7 @@ def parse_label_file(
             if not name:
                 problem("image line without a path", lineno)
                 continue
-            entries.append((image_root / name, f"{label_file}:{lineno}", [], []))
+            entries.append((image_root / name, f"{label_file}:{lineno}", [], [], []))
             continue
         if not entries:
             problem("face line before any '# image' line", lineno)
@@ -156,13 +181,14 @@ def parse_label_file(
             continue
         entries[-1][2].append(box)
         entries[-1][3].append(landmarks)
+        entries[-1][4].append(f"{label_file}:{lineno}")
 
     annotations = []
-    for path, where, boxes, landmarks in entries:
-        if not path.is_file():
+    for path, where, boxes, landmarks, sources in entries:
+        if not is_file(path):
             if strict:
                 raise LabelError(f"{where}: image file {path} not found")
-            report.add("missing image file", where)
+            report.add_file(path, "missing image file", where)
             continue
         has = np.array([lm is not None for lm in landmarks], dtype=bool)
         points = np.array([lm if lm is not None else [0.0] * 10 for lm in landmarks], dtype=np.float32)
@@ -172,6 +198,91 @@ def parse_label_file(
                 boxes=np.array(boxes, dtype=np.float32).reshape(-1, 4),
                 landmarks=points.reshape(-1, 5, 2),
                 has_landmarks=has,
+                source=where,
+                box_sources=sources,
             )
         )
     return annotations
+
+
+def read_text_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file, a byte-order mark dropped, ``\\r\\n``/``\\r``/``\\n`` alike (so that
+    ``file:line`` counts lines as editors do); LabelError naming the file if it is no such text."""
+    try:
+        with open(path, encoding="utf-8-sig", newline=None) as f:
+            return f.read().split("\n")
+    except UnicodeDecodeError as exc:
+        raise LabelError(f"{path}: not a UTF-8 text file (byte {exc.start})") from None
+    except OSError as exc:
+        raise LabelError(f"{path}: cannot be read ({exc.strerror})") from None
+
+
+def is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; False, not an error, for names the system refuses (too long, bad bytes)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def image_size(path: Path, decode: bool = False) -> tuple[int, int]:
+    """``(width, height)`` of an image file: from its header (Pillow reads no pixels), or with ``decode`` by
+    decoding it as training will (:func:`featherface.detection.image.read_image`). ValueError if unreadable."""
+    if not decode:
+        try:
+            from PIL import Image
+
+            with Image.open(path) as image:
+                return image.size
+        except Exception:  # Pillow raises many kinds; the decoder below has the last word
+            pass
+    from featherface.detection.image import read_image  # lazy: featherface.detection loads torch
+
+    height, width = read_image(path).shape[:2]
+    return width, height
+
+
+def check_images(
+    annotations: list[ImageAnnotation],
+    strict: bool = False,
+    report: LabelReport | None = None,
+    decode: bool | None = None,
+) -> list[ImageAnnotation]:
+    """The policy of :mod:`featherface.data.labels` applied to the images themselves, before any training step.
+
+    Every image is opened (its header; ``decode`` (default: ``strict``) decodes it fully, as training will): an
+    unreadable one is skipped (``unreadable image``). A face box wholly outside its image is dropped (``box outside
+    the image``; one partly outside is kept, and clipped when loaded). With ``strict`` the first problem raises
+    :class:`LabelError` naming the label's ``file:line``.
+    """
+    report = report if report is not None else LabelReport()
+    decode = strict if decode is None else decode
+    kept = []
+    for ann in annotations:
+        where = ann.source or str(ann.path)
+        try:
+            width, height = image_size(ann.path, decode)
+        except ValueError as exc:
+            if strict:
+                raise LabelError(f"{where}: unreadable image ({exc})") from None
+            report.add_file(ann.path, "unreadable image", where, str(exc))
+            continue
+        boxes = ann.boxes
+        inside = (
+            (np.minimum(boxes[:, 2], width) > np.maximum(boxes[:, 0], 0))
+            & (np.minimum(boxes[:, 3], height) > np.maximum(boxes[:, 1], 0))
+        )  # fmt: skip
+        for k in np.flatnonzero(~inside):
+            place = ann.box_sources[k] if k < len(ann.box_sources) else f"{where} face {k + 1}"
+            box = ", ".join(f"{v:g}" for v in boxes[k])
+            if strict:
+                raise LabelError(f"{place}: box outside the image ({box} in {width} x {height})")
+            report.add("box outside the image", place)
+        if not inside.all():
+            sources = [s for s, keep in zip(ann.box_sources, inside, strict=False) if keep]
+            ann = dataclasses.replace(
+                ann, boxes=boxes[inside], landmarks=ann.landmarks[inside], has_landmarks=ann.has_landmarks[inside],
+                box_sources=sources,
+            )  # fmt: skip
+        kept.append(ann)
+    return kept

@@ -48,7 +48,7 @@ def teacher_annotations(
             except ImageError as exc:
                 if strict:
                     raise LabelError(str(exc)) from None
-                report.add("unreadable image", str(path))
+                report.add_file(path, "unreadable image", str(path), str(exc))
                 continue
             found = detector.detect(image)
             keep = found.scores >= score_threshold

@@ -6,11 +6,12 @@ a crowded scene, a four-person scene and a lone portrait); train = the other 6 p
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Collection
 from importlib import resources
 from pathlib import Path
 
-from featherface.data.labels import ImageAnnotation, LabelReport, parse_label_file
+from featherface.data.labels import ImageAnnotation, LabelReport, check_images, parse_label_file
 from featherface.data.pool import POOL_PARTS, pool_images, unlabelled_annotations
 from featherface.data.voc import find_voc_layout, parse_voc_folder
 from featherface.data.widerface import find_wider_split, parse_wider_split
@@ -58,7 +59,10 @@ def resolve_dataset(
     report: LabelReport | None = None,
     classes: Collection[str] | None = None,
 ) -> list[ImageAnnotation]:
-    """A dataset by name or path.
+    """A dataset by name or path, its labels and images checked before anything uses them (one policy for every
+    command, :mod:`featherface.data.labels`): bad lines, missing or unreadable images and boxes wholly outside their
+    image are skipped and counted in ``report`` (without one, a summary goes to stderr: nothing is dropped
+    silently), or with ``strict`` raise :class:`~featherface.data.labels.LabelError` naming ``file:line``.
 
     - ``sample``, ``sample:train``, ``sample:val``: the embedded set;
     - a RetinaFace ``label.txt`` (images beside it or in ``images/``), or a folder holding one;
@@ -67,6 +71,17 @@ def resolve_dataset(
       the images, see :mod:`featherface.data.voc`): all its files; ``classes`` picks the object names that are
       faces (the others become ignored regions), only for VOC data.
     """
+    own_report = report is None
+    report = LabelReport() if own_report else report
+    annotations = check_images(_read_labels(spec, strict, report, classes), strict, report)
+    if own_report and report.total:
+        print(f"warning: {spec}: skipped {report.summary()}", file=sys.stderr)
+    return annotations
+
+
+def _read_labels(
+    spec: str, strict: bool, report: LabelReport, classes: Collection[str] | None
+) -> list[ImageAnnotation]:
     if spec in SAMPLE_NAMES:
         _no_classes(spec, classes)
         return load_sample({"sample": "all", "sample:train": "train", "sample:val": "val"}[spec])
@@ -99,7 +114,9 @@ def _no_classes(spec: str, classes: Collection[str] | None) -> None:
         raise ValueError(f"{spec}: classes apply to Pascal VOC data only")
 
 
-def resolve_distillation_data(spec: str, strict: bool = False) -> tuple[list[ImageAnnotation], bool]:
+def resolve_distillation_data(
+    spec: str, strict: bool = False, report: LabelReport | None = None
+) -> tuple[list[ImageAnnotation], bool]:
     """``(annotations, labelled)``: any dataset :func:`resolve_dataset` reads, or a pool of unlabelled images.
 
     A pool is a folder of images (subfolders included) without labels: ``DIR`` all of them, ``DIR:train`` all but
@@ -108,7 +125,9 @@ def resolve_distillation_data(spec: str, strict: bool = False) -> tuple[list[Ima
     folder, part = _split_spec(spec, POOL_PARTS)
     path = Path(folder)
     if spec not in SAMPLE_NAMES and path.is_dir() and not is_labelled_folder(path):
-        return unlabelled_annotations(pool_images(path, part or "all")), False
+        images = unlabelled_annotations(pool_images(path, part or "all"))
+        # strict: an unreadable photo fails now, not in a DataLoader worker (lenient: skipped when loaded)
+        return (check_images(images, strict=True) if strict else images), False
     if part == "holdout":
         raise ValueError(f"{spec}: :holdout applies to folders of unlabelled images only")
-    return resolve_dataset(spec, strict=strict), True
+    return resolve_dataset(spec, strict=strict, report=report), True

@@ -6,10 +6,12 @@ function of ``(seed, epoch, index)`` alone: reproducible, identical across DataL
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+
+from featherface.config_schema import rule
 
 # Mirror image: left eye <-> right eye, nose stays, left mouth corner <-> right mouth corner.
 FLIP_LANDMARK_ORDER = (1, 0, 2, 4, 3)
@@ -19,16 +21,18 @@ _IMAGE_MEAN_BGR = (104, 117, 123)
 
 @dataclass
 class AugmentConfig:
-    image_size: int = 640
-    crop_scale: tuple[float, float] = (0.3, 1.0)  # square side as a fraction of the image's short side
-    crop_attempts: int = 250
-    flip_probability: float = 0.5
+    image_size: int = field(default=640, metadata=rule(ge=32))  # pixels; the coarsest feature map has stride 32
+    # square side as a fraction of the image's short side
+    crop_scale: tuple[float, float] = field(default=(0.3, 1.0), metadata=rule(gt=0, le=1))
+    crop_attempts: int = field(default=250, metadata=rule(ge=1))
+    flip_probability: float = field(default=0.5, metadata=rule(ge=0, le=1))
     photometric: bool = True
-    brightness_delta: float = 32.0
-    contrast_range: tuple[float, float] = (0.5, 1.5)
-    saturation_range: tuple[float, float] = (0.5, 1.5)
-    hue_delta: int = 18  # OpenCV hue units (0-180)
-    min_face_pixels: float = 1.0  # faces smaller than this at image_size are dropped after the crop
+    brightness_delta: float = field(default=32.0, metadata=rule(ge=0, le=255))
+    contrast_range: tuple[float, float] = field(default=(0.5, 1.5), metadata=rule(ge=0))
+    saturation_range: tuple[float, float] = field(default=(0.5, 1.5), metadata=rule(ge=0))
+    hue_delta: int = field(default=18, metadata=rule(ge=0, le=180))  # OpenCV hue units (0-180)
+    # faces smaller than this at image_size are dropped after the crop
+    min_face_pixels: float = field(default=1.0, metadata=rule(ge=0))
 
 
 @dataclass

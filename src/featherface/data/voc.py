@@ -191,7 +191,7 @@ def read_voc_xml(
         problem(exc, str(xml_path))
         return None
 
-    faces, ignored = [], []
+    faces, ignored, face_sources = [], [], []
     for number, obj in enumerate(root.iter("object"), start=1):
         name = (obj.findtext("name") or "").strip()
         if names is not None:
@@ -204,6 +204,8 @@ def read_voc_xml(
         difficult = (obj.findtext("difficult") or "0").strip() == "1"
         is_face = (classes is None or name in classes) and not difficult
         (faces if is_face else ignored).append(box)
+        if is_face:
+            face_sources.append(f"{xml_path} object {number} ({name or 'no name'})")
     k = len(faces)
     return ImageAnnotation(
         path=image_path,
@@ -211,6 +213,8 @@ def read_voc_xml(
         landmarks=np.zeros((k, 5, 2), dtype=np.float32),
         has_landmarks=np.zeros(k, dtype=bool),
         ignored_boxes=np.array(ignored, dtype=np.float32).reshape(-1, 4),
+        source=str(xml_path),
+        box_sources=face_sources,
     )
 
 

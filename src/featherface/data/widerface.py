@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from featherface.data.labels import ImageAnnotation, LabelError, LabelReport, check_box_size
+from featherface.data.labels import ImageAnnotation, LabelError, LabelReport, check_box_size, is_file, read_text_lines
 
 _INVALID_COLUMN = 7
 
@@ -29,7 +29,7 @@ def parse_wider_split(
     if not split_file.is_file():
         raise LabelError(f"{split_file}: no such WIDER split file")
     report = report if report is not None else LabelReport()
-    lines = split_file.read_text().splitlines()
+    lines = read_text_lines(split_file)
     annotations = []
     i = 0
 
@@ -51,7 +51,7 @@ def parse_wider_split(
         i += 1
         rows = lines[i : i + max(count, 1)]
         i += max(count, 1)
-        boxes = []
+        boxes, sources = [], []
         for offset, row in enumerate(rows[:count]):
             lineno = name_line + 2 + offset
             parts = row.split()
@@ -73,11 +73,12 @@ def parse_wider_split(
                 problem("box of non-positive size", lineno)
                 continue
             boxes.append([x, y, x + w, y + h])
+            sources.append(f"{split_file}:{lineno}")
         path = image_root / name
-        if not path.is_file():
+        if not is_file(path):
             if strict:
                 raise LabelError(f"{split_file}:{name_line}: image file {path} not found")
-            report.add("missing image file", f"{split_file}:{name_line}")
+            report.add_file(path, "missing image file", f"{split_file}:{name_line}")
             continue
         k = len(boxes)
         annotations.append(
@@ -86,6 +87,8 @@ def parse_wider_split(
                 boxes=np.array(boxes, dtype=np.float32).reshape(k, 4),
                 landmarks=np.zeros((k, 5, 2), dtype=np.float32),
                 has_landmarks=np.zeros(k, dtype=bool),
+                source=f"{split_file}:{name_line}",
+                box_sources=sources,
             )
         )
     return annotations

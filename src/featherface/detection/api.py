@@ -6,6 +6,7 @@ networks bring it in when they are asked for.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,16 +14,22 @@ import cv2
 import numpy as np
 
 from featherface.detection.image import to_bgr_uint8
-from featherface.detection.postprocess import Detections, PostprocessConfig, postprocess
+from featherface.detection.postprocess import Detections, PostprocessConfig, postprocess, suppress
 from featherface.detection.priors import PriorBox
 from featherface.detection.runners import OnnxRunner, RawOutputs, TorchRunner, open_onnx
+from featherface.detection.scaling import FaceSizeConfig, inference_factor, plan_tiles
+from featherface.weights import DEFAULT_MODEL, SHIPPED, verified_path
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from featherface.detection.stream import Result
     from featherface.models.detector_net import DetectorNet
 
 # SPEC section 1: BGR minus this per-channel mean, no scaling (Pytorch_Retinaface's preprocessing).
 IMAGE_MEAN_BGR = np.array([104.0, 117.0, 123.0], dtype=np.float32)
-# Larger images are downscaled to this long side: an 8000x8000 photo at full size needs ~10 GB of activations.
+# The largest network input side: detect() tiles larger images (an 8000x8000 photo in one pass needs ~10 GB of
+# activations); prepare(), called on its own, downscales to it instead.
 DEFAULT_MAX_SIZE = 4096
 
 
@@ -37,6 +44,12 @@ def inference_scale(height: int, width: int, size: int | None, max_size: int) ->
     return min(scale, max_size / max(height, width))
 
 
+def _has_onnxruntime() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
 def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
@@ -44,7 +57,7 @@ def round_up(value: int, multiple: int) -> int:
 class Detector:
     """Face detector over a torch network or an ONNX file (RetinaFace layout: priors, SPEC section 1).
 
-    >>> detector = Detector.from_pretrained("retinaface-mnet025")
+    >>> detector = Detector.load()  # the pretrained Nano-B (ONNX, no torch); or a zoo name, checkpoint, .onnx
     >>> faces = detector.detect(cv2.imread("photo.jpg"))  # Detections, original-image pixels
 
     Other model families subclass it and set their own input (``input_mean``, ``size_multiple``) and
@@ -53,6 +66,7 @@ class Detector:
 
     input_mean: np.ndarray = IMAGE_MEAN_BGR  # subtracted from the BGR pixels
     size_multiple: int = 1  # the network input is padded (bottom/right) to a multiple of this
+    face_size_config: FaceSizeConfig = FaceSizeConfig()  # limits of min_face / max_face and of tiling
 
     def __init__(
         self,
@@ -65,20 +79,45 @@ class Detector:
         self.max_size = max_size
 
     @classmethod
-    def from_pretrained(cls, name: str, device: str | None = None, **kwargs) -> Detector:
-        from featherface.models.zoo import create_model
+    def from_pretrained(
+        cls,
+        name: str = DEFAULT_MODEL,
+        device: str | None = None,
+        threads: int | None = None,
+        allow_untrained: bool = False,
+        **kwargs,
+    ) -> Detector:
+        """A zoo model as a torch network (default: the pretrained deployed Nano-B). Zoo models whose heads were
+        never trained (``nano-b``, ``featherface-v1``) are refused unless ``allow_untrained``."""
+        from featherface.models.zoo import create_model, require_trained
 
-        return cls(TorchRunner(create_model(name), device), **kwargs)
+        if not allow_untrained:
+            require_trained(name)
+        return cls(TorchRunner(create_model(name), device, threads), **kwargs)
 
     @classmethod
-    def from_net(cls, net: DetectorNet, device: str | None = None, **kwargs) -> Detector:
-        return cls(TorchRunner(net, device), **kwargs)
+    def from_net(cls, net: DetectorNet, device: str | None = None, threads: int | None = None, **kwargs) -> Detector:
+        return cls(TorchRunner(net, device, threads), **kwargs)
 
     @classmethod
-    def load(cls, model: str | Path, device: str | None = None, threads: int | None = None, **kwargs) -> Detector:
+    def load(
+        cls,
+        model: str | Path = DEFAULT_MODEL,
+        device: str | None = None,
+        threads: int | None = None,
+        allow_untrained: bool = False,
+        **kwargs,
+    ) -> Detector:
         """A zoo name, a ``.safetensors`` checkpoint, a run directory or an ``.onnx`` file (featherface's
-        export, or a peer recognised by its outputs: YuNet)."""
+        export, or a peer recognised by its outputs: YuNet). ``threads`` applies to this detector only.
+
+        A shipped model with an ONNX file (the default ``nano-b-pretrained``) runs in onnxruntime, without torch,
+        unless CUDA is asked for; others run in torch."""
         spec = str(model)
+        shipped = SHIPPED.get(spec)
+        if shipped is not None and shipped.onnx and not str(device or "").startswith("cuda") and _has_onnxruntime():
+            path = verified_path(shipped.onnx, shipped.onnx_sha256)
+            return cls(OnnxRunner(path, session=open_onnx(path, threads, device)), **kwargs)
         if spec.endswith(".onnx"):
             if not Path(spec).is_file():
                 raise ValueError(f"{spec}: no such file")
@@ -88,32 +127,34 @@ class Detector:
             if YuNetRunner.recognises(session):
                 return YuNetDetector(YuNetRunner(spec, session=session), **kwargs)
             return cls(OnnxRunner(spec, session=session), **kwargs)
-        import torch
-
         from featherface.checkpoint import load_checkpoint
         from featherface.models.zoo import ZOO
 
         if spec in ZOO:
-            return cls.from_pretrained(spec, device, **kwargs)
-        if threads:
-            torch.set_num_threads(threads)
+            return cls.from_pretrained(spec, device, threads, allow_untrained, **kwargs)
         net, _ = load_checkpoint(spec)
-        return cls(TorchRunner(net, device), **kwargs)
+        return cls(TorchRunner(net, device, threads), **kwargs)
 
     def prepare(
         self, images: list[np.ndarray], size: int | None = None
     ) -> tuple[np.ndarray, list[tuple[float, float]]]:
         """Resize and pad (bottom/right) to one batch ``(N, 3, H, W)``; returns it and each image's scale:
         the padded input's width and height in original-image pixels."""
-        resized, factors = [], []
-        for image in images:
+        factors = [inference_scale(*image.shape[:2], size, self.max_size) for image in images]
+        return self.prepare_scaled(images, factors)
+
+    def prepare_scaled(
+        self, images: list[np.ndarray], factors: list[float]
+    ) -> tuple[np.ndarray, list[tuple[float, float]]]:
+        """:meth:`prepare` with each image's resize factor given (no ``max_size`` cap)."""
+        resized, actual = [], []
+        for image, factor in zip(images, factors, strict=True):
             h, w = image.shape[:2]
-            factor = inference_scale(h, w, size, self.max_size)
             if factor != 1.0:
                 new_size = (max(1, round(w * factor)), max(1, round(h * factor)))
                 image = cv2.resize(image, new_size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
             resized.append(image)
-            factors.append((image.shape[1] / w, image.shape[0] / h))
+            actual.append((image.shape[1] / w, image.shape[0] / h))
         height = round_up(max(image.shape[0] for image in resized), self.size_multiple)
         width = round_up(max(image.shape[1] for image in resized), self.size_multiple)
         batch = np.zeros((len(resized), 3, height, width), dtype=np.float32)  # pads with the input_mean colour
@@ -124,7 +165,7 @@ class Detector:
                 self.input_mean[:, None, None],
                 out=batch[i, :, : len(image), : image.shape[1]],
             )
-        scales = [(width / fx, height / fy) for fx, fy in factors]
+        scales = [(width / fx, height / fy) for fx, fy in actual]
         return batch, scales
 
     def decode(
@@ -135,14 +176,98 @@ class Detector:
         priors = PriorBox(anchors).array(*input_size)
         return postprocess(*outputs, priors, anchors.variances, scales, self.postprocess_config)
 
-    def detect_batch(self, images: list[np.ndarray], size: int | None = None) -> list[Detections]:
-        """Detect faces in several images at once (padded to a common size)."""
+    @property
+    def anchor_range(self) -> tuple[float, float]:
+        """The smallest and largest anchor side (network-input pixels): the face sizes the model finds best."""
+        sizes = [size for level in self.runner.config.anchors.min_sizes for size in level]
+        return float(min(sizes)), float(max(sizes))
+
+    def detect_batch(
+        self,
+        images: list[np.ndarray],
+        size: int | None = None,
+        *,
+        min_face: float | None = None,
+        max_face: float | None = None,
+    ) -> list[Detections]:
+        """Detect faces in several images at once (padded to a common size).
+
+        The inference scale: the original size, or the long side at ``size``, or chosen from the face sizes of
+        interest (pixels): ``min_face`` (smallest face to find) and ``max_face`` (larger faces are dropped)
+        (:func:`featherface.detection.scaling.inference_factor`). An image whose long side at that scale exceeds
+        ``max_size`` is tiled (:meth:`detect_tiled`), so a 20000x300 strip or an 8000-px photo keeps its detail.
+        """
         if not images:
             return []
         images = [to_bgr_uint8(image, f"image {i}") for i, image in enumerate(images)]
-        batch, scales = self.prepare(images, size)
-        return self.decode(self.runner(batch), batch.shape[2:], scales)
+        factors = [
+            inference_factor(*image.shape[:2], self.anchor_range, size, min_face, max_face, self.face_size_config)
+            for image in images
+        ]
+        results: list[Detections | None] = [None] * len(images)
+        whole = [i for i, image in enumerate(images) if max(image.shape[:2]) * factors[i] <= self.max_size]
+        if whole:
+            batch, scales = self.prepare_scaled([images[i] for i in whole], [factors[i] for i in whole])
+            for i, found in zip(whole, self.decode(self.runner(batch), batch.shape[2:], scales), strict=True):
+                results[i] = found
+        for i, image in enumerate(images):
+            if results[i] is None:
+                results[i] = self.detect_tiled(image, factors[i], max_face)
+        return [found if max_face is None else drop_larger(found, max_face) for found in results]
 
-    def detect(self, image: np.ndarray, size: int | None = None) -> Detections:
-        """Faces in one BGR image (any of gray/BGR/BGRA, 8 or 16 bit), in its own pixel coordinates."""
-        return self.detect_batch([image], size)[0]
+    def detect(
+        self,
+        image: np.ndarray,
+        size: int | None = None,
+        *,
+        min_face: float | None = None,
+        max_face: float | None = None,
+    ) -> Detections:
+        """Faces in one BGR image (any of gray/BGR/BGRA, 8 or 16 bit), in its own pixel coordinates
+        (``size``, ``min_face``, ``max_face``: see :meth:`detect_batch`)."""
+        return self.detect_batch([image], size, min_face=min_face, max_face=max_face)[0]
+
+    def detect_tiled(self, image: np.ndarray, factor: float, max_face: float | None = None) -> Detections:
+        """Faces in ``image`` resized by ``factor``, run as tiles of at most ``max_size`` (network-input pixels)
+        overlapping by the largest face of interest (``max_face``, else the largest anchor), merged so each face
+        is reported once (:mod:`featherface.detection.scaling`)."""
+        height, width = image.shape[:2]
+        tile = int(self.max_size / factor)  # original pixels: the tile at ``factor`` fits max_size
+        largest_face = max_face if max_face is not None else self.anchor_range[1] / factor
+        overlap = min(math.ceil(largest_face), int(tile * self.face_size_config.max_overlap_fraction))
+        boxes, scores, landmarks = [], [], []
+        for part in plan_tiles(height, width, tile, overlap):
+            window = image[part.y0 : part.y1, part.x0 : part.x1]
+            batch, scales = self.prepare_scaled([window], [factor])
+            found = self.decode(self.runner(batch), batch.shape[2:], scales)[0]
+            offset = np.array([part.x0, part.y0], dtype=np.float32)
+            moved = found.boxes + np.tile(offset, 2)
+            owned = part.owns((moved[:, :2] + moved[:, 2:]) / 2)
+            boxes.append(moved[owned])
+            scores.append(found.scores[owned])
+            landmarks.append(found.landmarks[owned] + offset)
+        merged = (np.concatenate(parts) for parts in (boxes, scores, landmarks))
+        return suppress(*merged, self.postprocess_config)
+
+    def detect_files(self, inputs: Sequence[str | Path], **options) -> Iterator[Result]:
+        """Results for image files, folders (recursively) and videos, in order; a file that cannot be read gives a
+        result with its ``error`` instead of raising (:func:`featherface.detection.stream.detect_sources`)."""
+        from featherface.detection.sources import collect_sources
+        from featherface.detection.stream import detect_sources
+
+        return detect_sources(self, collect_sources(inputs), **options)
+
+    def detect_video(self, path: str | Path, **options) -> Iterator[Result]:
+        """One result per frame of a video, in batches, with ``track_ids`` unless ``track=False``
+        (:func:`featherface.detection.stream.detect_video`)."""
+        from featherface.detection.sources import Source
+        from featherface.detection.stream import detect_video
+
+        return detect_video(self, Source.video(path), **options)
+
+
+def drop_larger(found: Detections, max_face: float) -> Detections:
+    """The faces of ``found`` whose box's longer side is at most ``max_face`` pixels."""
+    sides = np.maximum(found.boxes[:, 2] - found.boxes[:, 0], found.boxes[:, 3] - found.boxes[:, 1])
+    keep = sides <= max_face
+    return Detections(found.boxes[keep], found.scores[keep], found.landmarks[keep])

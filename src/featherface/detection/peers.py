@@ -114,6 +114,8 @@ class YuNetDetector(Detector):
     runner: YuNetRunner
     input_mean = np.zeros(3, dtype=np.float32)
     size_multiple = 32
+    # anchor-free, but at RetinaFace's strides (8/16/32): the same face-size reach is assumed for min_face/max_face
+    anchor_range = (2.0 * YUNET_STRIDES[0], 16.0 * YUNET_STRIDES[-1])
 
     def decode(
         self, outputs: tuple[np.ndarray, np.ndarray, np.ndarray], input_size: tuple[int, int], scales

@@ -41,16 +41,27 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 class TorchRunner:
-    def __init__(self, net: DetectorNet, device: str | torch.device | None = None) -> None:
+    """A torch network on ``device``; ``threads``: torch's CPU threads while this runner runs (torch's setting is
+    per process, so it is set for each call and restored after: other models keep theirs)."""
+
+    def __init__(self, net: DetectorNet, device: str | torch.device | None = None, threads: int | None = None) -> None:
         self.device = resolve_device(device)
         self.net = net.to(self.device).eval()
         self.config = net.config
+        self.threads = threads
 
     def __call__(self, batch: np.ndarray) -> RawOutputs:
         import torch
 
-        with torch.inference_mode():
-            outputs = self.net(torch.from_numpy(batch).to(self.device))
+        previous = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            with torch.inference_mode():
+                outputs = self.net(torch.from_numpy(batch).to(self.device))
+        finally:
+            if self.threads:
+                torch.set_num_threads(previous)
         return tuple(o.float().cpu().numpy() for o in outputs)  # type: ignore[return-value]
 
 

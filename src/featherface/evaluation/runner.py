@@ -6,9 +6,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from featherface.data.labels import ImageAnnotation
+from featherface.data.labels import ImageAnnotation, LabelReport
 from featherface.detection.api import Detector
-from featherface.detection.image import list_images, read_image
+from featherface.detection.image import ImageError, list_images, read_image
 from featherface.detection.postprocess import Detections, PostprocessConfig
 from featherface.evaluation.voc import DatasetResult, evaluate_dataset
 from featherface.evaluation.widerface import write_prediction_file
@@ -23,11 +23,22 @@ def evaluation_postprocess() -> PostprocessConfig:
     return PostprocessConfig(conf_threshold=EVAL_CONF_THRESHOLD, nms_threshold=EVAL_NMS_THRESHOLD)
 
 
-def detect_dataset(detector: Detector, annotations: list[ImageAnnotation], progress: bool = True) -> list[Detections]:
-    """Detections for every labelled image, at its original size."""
-    results = []
+def detect_dataset(
+    detector: Detector, annotations: list[ImageAnnotation], progress: bool = True, report: LabelReport | None = None
+) -> list[Detections | None]:
+    """Detections for every labelled image, at its original size. An image that cannot be decoded raises
+    :class:`ImageError`, or with a ``report`` is skipped (None in its place) and counted there."""
+    results: list[Detections | None] = []
     for ann in tqdm(annotations, desc="detect", unit="img", disable=not progress, leave=False):
-        results.append(detector.detect(read_image(ann.path)))
+        try:
+            image = read_image(ann.path)
+        except ImageError as exc:
+            if report is None:
+                raise
+            report.add_file(ann.path, "unreadable image", ann.source or str(ann.path), str(exc))
+            results.append(None)
+            continue
+        results.append(detector.detect(image))
     return results
 
 
@@ -37,16 +48,25 @@ def evaluate_detector(
     score_threshold: float = 0.5,
     progress: bool = True,
     iou_threshold: float = 0.5,
-) -> tuple[DatasetResult, list[Detections]]:
+    report: LabelReport | None = None,
+) -> tuple[DatasetResult, list[Detections | None]]:
     """AP at ``iou_threshold``, recall, precision and NME of ``detector`` at original image size (its own
-    thresholds are replaced by the protocol's: conf 0.02, NMS 0.4)."""
+    thresholds are replaced by the protocol's: conf 0.02, NMS 0.4).
+
+    With a ``report``, an image that cannot be decoded is skipped, counted there and left out of every figure
+    (its detections are None); without one it raises :class:`ImageError`.
+    """
     saved = detector.postprocess_config
     detector.postprocess_config = evaluation_postprocess()
     try:
-        detections = detect_dataset(detector, annotations, progress)
+        detections = detect_dataset(detector, annotations, progress, report)
     finally:
         detector.postprocess_config = saved
-    return evaluate_dataset(annotations, detections, iou_threshold, score_threshold), detections
+    read = [i for i, found in enumerate(detections) if found is not None]
+    result = evaluate_dataset(
+        [annotations[i] for i in read], [detections[i] for i in read], iou_threshold, score_threshold
+    )
+    return result, detections
 
 
 def predict_wider(detector: Detector, images_dir: str | Path, out_dir: str | Path, progress: bool = True) -> int:

@@ -68,12 +68,13 @@ def _match(ann: ImageAnnotation, det: Detections, iou_threshold: float) -> np.nd
 @dataclass
 class DatasetResult:
     """``ap`` (at IoU ``iou_threshold``) over all detections given; ``recall``, ``precision`` and ``nme`` at
-    ``score_threshold``; ``ap75`` and ``ap50_95`` at their fixed IoUs."""
+    ``score_threshold``; ``ap75`` and ``ap50_95`` at their fixed IoUs. A set without faces leaves AP and recall
+    undefined: None, not 0 (which would read as "found none of them")."""
 
-    ap: float
-    ap75: float
-    ap50_95: float
-    recall: float
+    ap: float | None
+    ap75: float | None
+    ap50_95: float | None
+    recall: float | None
     precision: float
     nme: float | None
     num_faces: int
@@ -84,14 +85,17 @@ class DatasetResult:
     iou_threshold: float = 0.5
 
     def to_dict(self) -> dict[str, Any]:
+        def rounded(value: float | None) -> float | None:
+            return None if value is None else round(value, 6)
+
         return {
-            "ap": round(self.ap, 6),
+            "ap": rounded(self.ap),
             "iou": self.iou_threshold,
-            "ap75": round(self.ap75, 6),
-            "ap50_95": round(self.ap50_95, 6),
-            "recall": round(self.recall, 6),
+            "ap75": rounded(self.ap75),
+            "ap50_95": rounded(self.ap50_95),
+            "recall": rounded(self.recall),
             "precision": round(self.precision, 6),
-            "nme": None if self.nme is None else round(self.nme, 6),
+            "nme": rounded(self.nme),
             "num_faces": self.num_faces,
             "score_threshold": self.score_threshold,
             "per_image": self.per_image,
@@ -172,11 +176,12 @@ def evaluate_dataset(
     ap_by_iou = [ap if t == iou_threshold else average_precision(annotations, detections, t) for t in COCO_IOUS]
     confident = all_scores >= score_threshold
     tp = int((all_hits & confident).sum())
+    defined = num_faces > 0
     return DatasetResult(
-        ap=ap,
-        ap75=ap_by_iou[COCO_IOUS.index(0.75)],
-        ap50_95=float(np.mean(ap_by_iou)),
-        recall=tp / max(num_faces, 1),
+        ap=ap if defined else None,
+        ap75=ap_by_iou[COCO_IOUS.index(0.75)] if defined else None,
+        ap50_95=float(np.mean(ap_by_iou)) if defined else None,
+        recall=tp / num_faces if defined else None,
         precision=tp / max(int(confident.sum()), 1),
         nme=float(np.mean(nme_values)) if nme_values else None,
         num_faces=num_faces,

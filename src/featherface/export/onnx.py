@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import torch
 
 from featherface.detection.runners import ONNX_CONFIG_KEY, ONNX_INPUT, ONNX_OUTPUTS, OnnxRunner
 from featherface.export.deploy import DeploymentGraph
+from featherface.fileio import temp_file_beside
 from featherface.models.detector_net import DetectorNet
 
 ONNX_OPSET = 17
@@ -78,7 +78,7 @@ def export_onnx(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     net = net.eval().cpu()
-    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    fd, tmp_name = temp_file_beside(out)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

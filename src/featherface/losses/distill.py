@@ -15,13 +15,14 @@ collapse; ``s_i`` is clamped to ``[-S_MAX, S_MAX]`` so they also stay bounded. T
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from featherface.config_schema import build, rule
 
 TERMS = ("cls", "box", "landmarks")
 S_MAX = 4.0
@@ -29,37 +30,22 @@ S_MAX = 4.0
 
 @dataclass
 class DistillConfig:
-    temperature: float = 4.0
-    alpha: float = 0.7
-    confident: float = 0.5  # teacher face probability that makes a prior carry box/landmark targets
-    initial_weights: tuple[float, float, float] = (1.0, 1.0, 0.25)  # cls, box, landmarks
+    temperature: float = field(default=4.0, metadata=rule(gt=0))
+    alpha: float = field(default=0.7, metadata=rule(ge=0, le=1))
+    # teacher face probability that makes a prior carry box/landmark targets
+    confident: float = field(default=0.5, metadata=rule(ge=0, le=1))
+    # cls, box, landmarks
+    initial_weights: tuple[float, float, float] = field(default=(1.0, 1.0, 0.25), metadata=rule(gt=0))
     # Unlabelled images: the teacher's faces scoring at least this (at the image's original size, after NMS) are
     # hard targets for the task share of the loss, so the student learns the teacher's decisions as well as its
     # soft scores; None: soft targets alone (alpha = 1).
-    teacher_label_score: float | None = 0.5
+    teacher_label_score: float | None = field(default=0.5, metadata=rule(gt=0, le=1))
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> DistillConfig:
-        """From a config file's ``distill:`` section; unknown keys and out-of-range values are errors."""
-        data = dict(data or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown distillation option(s): {', '.join(unknown)}")
-        if "initial_weights" in data:
-            data["initial_weights"] = tuple(float(w) for w in data["initial_weights"])
-        config = cls(**data)
-        if not config.temperature > 0:
-            raise ValueError(f"distill temperature must be > 0, not {config.temperature!r}")
-        if not 0 <= config.alpha <= 1:
-            raise ValueError(f"distill alpha must be in [0, 1], not {config.alpha!r}")
-        if config.teacher_label_score is not None and not 0 < config.teacher_label_score <= 1:
-            raise ValueError(
-                f"distill teacher_label_score must be in (0, 1] or null, not {config.teacher_label_score!r}"
-            )
-        if not 0 <= config.confident <= 1:
-            raise ValueError(f"distill confident must be in [0, 1], not {config.confident!r}")
-        return config
+    def from_dict(cls, data: dict | None, where: str = "distillation options", prefix: str = "") -> DistillConfig:
+        """From a config file's ``distill:`` section; unknown keys, wrong types and out-of-range values are a
+        :class:`~featherface.config_schema.ConfigError` naming ``where`` and the key."""
+        return build(cls, data, where, prefix, what="distillation")
 
 
 def soft_target_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from featherface.config_schema import rule
 from featherface.detection.matching import MATCH_IOU, PriorTargets, assign_targets
 
 
@@ -15,10 +16,10 @@ from featherface.detection.matching import MATCH_IOU, PriorTargets, assign_targe
 class MultiBoxConfig:
     """SPEC section 3 / Pytorch_Retinaface's defaults."""
 
-    match_iou: float = MATCH_IOU
-    neg_pos_ratio: int = 7
-    box_weight: float = 2.0
-    landmark_weight: float = 1.0
+    match_iou: float = field(default=MATCH_IOU, metadata=rule(gt=0, le=1))
+    neg_pos_ratio: int = field(default=7, metadata=rule(ge=1))
+    box_weight: float = field(default=2.0, metadata=rule(ge=0))
+    landmark_weight: float = field(default=1.0, metadata=rule(ge=0))
 
 
 @dataclass

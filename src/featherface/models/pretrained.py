@@ -6,11 +6,11 @@ Kept apart from the model code (as timm does): a model never loads weights insid
 from __future__ import annotations
 
 import re
-from importlib import resources
-from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
+
+from featherface.weights import shipped_path as weights_path
 
 RETINAFACE_MNET025_WIDERFACE = "retinaface_mnet025_widerface.safetensors"
 MOBILENET_025_IMAGENET = "mobilenetv1_025_imagenet.safetensors"
@@ -29,11 +29,6 @@ _SSH_BRANCH = {
     "conv7x7_3": "branch7x7_c",
 }
 _HEAD = {"ClassHead": "cls", "BboxHead": "box", "LandmarkHead": "landmarks"}
-
-
-def weights_path(filename: str) -> Path:
-    """Path of a weight file shipped inside the package."""
-    return Path(str(resources.files("featherface.weights").joinpath(filename)))
 
 
 def _rename_backbone(key: str) -> str | None:

@@ -15,6 +15,7 @@ from featherface.models.config import (
 )
 from featherface.models.detector_net import DetectorNet
 from featherface.models.pretrained import load_mobilenet_imagenet, load_retinaface_mnet025_widerface
+from featherface.weights import SHIPPED, verified_path
 
 
 @dataclass(frozen=True)
@@ -23,8 +24,29 @@ class ZooEntry:
     description: str
     # Full detector weights (the model is ready to detect) ...
     weights: Callable[[], dict[str, torch.Tensor]] | None = None
-    # ... or only the backbone's ImageNet initialisation (the model must be trained).
+    # ... or only the backbone's ImageNet initialisation (the model must be trained) ...
     backbone_weights: Callable[[], dict[str, torch.Tensor]] | None = None
+    # ... or a checkpoint of ours shipped in featherface/weights (its architecture, e.g. pruned widths, inside).
+    shipped: str | None = None
+
+    @property
+    def trained(self) -> bool:
+        """Whether the model detects faces as built (False: ImageNet backbone and untrained heads)."""
+        return self.weights is not None or self.shipped is not None
+
+
+class UntrainedModelError(ValueError):
+    """A zoo model whose heads were never trained was asked to detect faces."""
+
+
+def _shipped_config(name: str) -> Callable[[], DetectorConfig]:
+    def config() -> DetectorConfig:
+        from featherface.checkpoint import read_checkpoint_config
+
+        shipped = SHIPPED[name]
+        return read_checkpoint_config(verified_path(shipped.checkpoint, shipped.checkpoint_sha256))[0]
+
+    return config
 
 
 ZOO: dict[str, ZooEntry] = {
@@ -43,6 +65,17 @@ ZOO: dict[str, ZooEntry] = {
         "FeatherFace Nano-B student before pruning, ImageNet backbone (untrained heads)",
         backbone_weights=load_mobilenet_imagenet,
     ),
+    "nano-b-pretrained": ZooEntry(
+        _shipped_config("nano-b-pretrained"),
+        "FeatherFace Nano-B deployed (B-FPGM-pruned), distilled from retinaface-mnet025 on 3,689 real photos; "
+        "the default detector (model card: featherface/weights/README.md)",
+        shipped="nano-b-pretrained",
+    ),
+    "nano-b-distilled": ZooEntry(
+        _shipped_config("nano-b-distilled"),
+        "FeatherFace Nano-B unpruned student of nano-b-pretrained (phase 1 output): to prune or fine-tune further",
+        shipped="nano-b-distilled",
+    ),
 }
 
 
@@ -55,6 +88,8 @@ def create_model(name: str, pretrained: bool = True) -> DetectorNet:
     if name not in ZOO:
         raise ValueError(f"unknown model {name!r}; the zoo has {', '.join(ZOO)}")
     entry = ZOO[name]
+    if entry.shipped is not None:
+        return _load_shipped(entry.shipped) if pretrained else DetectorNet(entry.config())
     net = DetectorNet(entry.config())
     if pretrained and entry.weights is not None:
         net.load_state_dict(entry.weights(), strict=True)
@@ -64,3 +99,22 @@ def create_model(name: str, pretrained: bool = True) -> DetectorNet:
         if unexpected or not_backbone:
             raise ValueError(f"ImageNet backbone does not fit {name}: {unexpected[:3] or not_backbone[:3]}")
     return net
+
+
+def _load_shipped(name: str) -> DetectorNet:
+    from featherface.checkpoint import load_checkpoint
+
+    shipped = SHIPPED[name]
+    net, _ = load_checkpoint(verified_path(shipped.checkpoint, shipped.checkpoint_sha256))
+    return net
+
+
+def require_trained(name: str) -> None:
+    """Refuse to detect with a zoo model whose heads were never trained: its boxes would be noise."""
+    if name in ZOO and not ZOO[name].trained:
+        trained = ", ".join(n for n, e in ZOO.items() if e.trained)
+        raise UntrainedModelError(
+            f"{name} has an ImageNet backbone and untrained heads: it finds no faces until trained "
+            f"(featherface train/distill/pipeline). Trained models: {trained}; or allow it explicitly "
+            "(--allow-untrained, Detector.load(..., allow_untrained=True))"
+        )

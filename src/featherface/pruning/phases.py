@@ -18,10 +18,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from featherface.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from featherface.config_schema import build, rule
 from featherface.data.sample import resolve_dataset
 from featherface.losses.distill import DistillConfig
 from featherface.models.detector_net import DetectorNet, count_parameters
@@ -42,6 +44,7 @@ from featherface.pruning.search import (
     completed_trials,
     pruned_parameter_count,
     run_search,
+    trial_count,
 )
 from featherface.training.config import TrainConfig
 from featherface.training.trainer import TaskObjective, Trainer, recalibrate_batchnorm, validation_loss
@@ -53,41 +56,32 @@ DEPLOY_TOLERANCE = 1e-4
 @dataclass
 class PruneConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
-    trial_epochs: int = 1  # the short fine-tune of the pruned copy that scores a trial
-    trial_lr: float = 1e-3  # B-FPGM's trial pass: Adam at 1e-3
-    trial_repeats: int | None = None  # dataset repeats in a trial's pass (None: as in training)
-    trial_images: int | None = None  # a fixed, seeded subset of the training images for trials (None: all)
-    sfp_epochs: int = 10  # soft filter pruning at the chosen rates, masks recomputed each epoch
-    method: str = "sfp"  # sfp (filters zeroed each epoch, may recover) | oneshot (masks fixed before training)
-    mask: str = "hard"  # hard | smooth (sfp only)
-    finetune_epochs: int = 10
-    finetune_lr: float = 1e-4
+    # the short fine-tune of the pruned copy that scores a trial
+    trial_epochs: int = field(default=1, metadata=rule(ge=1))
+    trial_lr: float = field(default=1e-3, metadata=rule(gt=0))  # B-FPGM's trial pass: Adam at 1e-3
+    # dataset repeats in a trial's pass (None: as in training)
+    trial_repeats: int | None = field(default=None, metadata=rule(ge=1))
+    # a fixed, seeded subset of the training images for trials (None: all)
+    trial_images: int | None = field(default=None, metadata=rule(ge=1))
+    # soft filter pruning at the chosen rates, masks recomputed each epoch
+    sfp_epochs: int = field(default=10, metadata=rule(ge=1))
+    # sfp (filters zeroed each epoch, may recover) | oneshot (masks fixed before training)
+    method: str = field(default="sfp", metadata=rule(choices=("sfp", "oneshot")))
+    mask: str = field(default="hard", metadata=rule(choices=("hard", "smooth")))  # smooth: sfp only
+    finetune_epochs: int = field(default=10, metadata=rule(ge=1))
+    finetune_lr: float = field(default=1e-4, metadata=rule(gt=0))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> PruneConfig:
-        data = dict(data or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown pruning option(s): {', '.join(unknown)}")
-        search_data = data.pop("search", None) or {}
-        search_known = {f.name for f in dataclasses.fields(SearchConfig)}
-        unknown = sorted(set(search_data) - search_known)
-        if unknown:
-            raise ValueError(f"unknown pruning search option(s): {', '.join(unknown)}")
-        search = SearchConfig(**search_data)
-        if data.get("mask", "hard") not in ("hard", "smooth"):
-            raise ValueError(f"prune mask must be hard or smooth, not {data['mask']!r}")
-        if data.get("method", "sfp") not in ("sfp", "oneshot"):
-            raise ValueError(f"prune method must be sfp or oneshot, not {data['method']!r}")
-        return cls(search=search, **data)
+    def from_dict(cls, data: dict[str, Any] | None, where: str = "pruning options", prefix: str = "") -> PruneConfig:
+        """Every value (``search`` included) checked against its type and range; errors name ``where``."""
+        return build(cls, data, where, prefix, what="pruning")
 
 
 def load_prune_config(source: str | Path | None) -> PruneConfig:
     """The ``prune:`` section of a preset name or YAML file (defaults without one)."""
-    from featherface.training.config import load_section
+    from featherface.training.config import load_section_config
 
-    return PruneConfig.from_dict(load_section(source, "prune"))
+    return load_section_config(PruneConfig, source, "prune", "pruning")
 
 
 def _objective(
@@ -101,9 +95,8 @@ def _objective(
 
 
 def save_masks(masks: Masks, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    save_file({k: v.to(torch.uint8).contiguous() for k, v in masks.items()}, str(tmp))
-    tmp.replace(path)
+    """Atomically (temp file + rename; a killed save's temp file is removed when a command next starts here)."""
+    atomic_write_bytes(path, save_safetensors({k: v.to(torch.uint8).contiguous() for k, v in masks.items()}))
 
 
 def load_masks(path: Path) -> Masks:
@@ -188,7 +181,7 @@ def prune(
 
     def progress(done: int, info: dict[str, Any]) -> None:
         print(
-            f"trial {done}/{config.search.trials}: val loss {info['val_loss']:.4f}  params {info['params']:,}"
+            f"{trial_count(done, config.search.trials)}: val loss {info['val_loss']:.4f}  params {info['params']:,}"
             + ("" if info["feasible"] else " (outside the budget)")
             + (f"  time {info['latency_ratio']:.2f}x unpruned" if "latency_ratio" in info else ""),
             flush=True,

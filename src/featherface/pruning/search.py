@@ -32,7 +32,7 @@ import json
 import platform
 import zlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ import optuna
 import torch
 from optuna.distributions import BaseDistribution, FloatDistribution
 
+from featherface.config_schema import rule
 from featherface.models.config import DetectorConfig
 from featherface.models.detector_net import DetectorNet, count_parameters
 from featherface.pruning.fpgm import kept_per_group
@@ -57,15 +58,18 @@ class SearchError(ValueError):
 
 @dataclass
 class SearchConfig:
-    trials: int = 25
-    target_params: int = 150_000  # deployed Nano-B lands in 120k-180k (SPEC section 2)
+    trials: int = field(default=25, metadata=rule(ge=1))
+    # deployed Nano-B lands in 120k-180k (SPEC section 2)
+    target_params: int = field(default=150_000, metadata=rule(ge=1))
     # deployed params within target x (1 +- tolerance): 135k-165k for 150k, inside SPEC's 120k-180k, and wider than
     # the largest width step (the six 128-wide backbone blocks move 16 channels at once: about 25k parameters)
-    tolerance: float = 0.1
+    tolerance: float = field(default=0.1, metadata=rule(ge=0, le=1))
     seed: int = 0
-    n_startup: int = 10  # probe + uniform draws before the GP proposes
-    latency_exponent: float = 0.0  # 0: the authors' objective; > 0: hardware-aware (see the module docstring)
-    latency_threads: int = 1  # onnxruntime threads for the latency probe (1 is the steadiest to measure)
+    n_startup: int = field(default=10, metadata=rule(ge=0))  # probe + uniform draws before the GP proposes
+    # 0: the authors' objective; > 0: hardware-aware (see the module docstring)
+    latency_exponent: float = field(default=0.0, metadata=rule(ge=0))
+    # onnxruntime threads for the latency probe (1 is the steadiest to measure)
+    latency_threads: int = field(default=1, metadata=rule(ge=1))
 
 
 def kept_widths(net: DetectorNet | DetectorConfig, rates: dict[str, float]) -> dict[str, int]:
@@ -316,6 +320,15 @@ def best_feasible_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
     return max(feasible, key=lambda t: t.value)
 
 
+def trial_count(done: int, trials: int) -> str:
+    """``trial 3/25``: the study's completed trials with this one, of those asked for. Trials killed before they
+    finished are not counted (they stay RUNNING in the storage); workers sharing the study may finish one more
+    than asked between them, which is said as such rather than as ``trial 26/25``."""
+    if done <= trials:
+        return f"trial {done}/{trials}"
+    return f"trial {done} (the study asked for {trials}; other workers finished theirs meanwhile)"
+
+
 def run_search(
     net: DetectorNet,
     evaluate: Callable[[DetectorNet, Masks], dict[str, float]],
@@ -346,6 +359,9 @@ def run_search(
         latency = RelativeLatency(net.config, threads=config.latency_threads)
 
     def objective(trial: optuna.Trial) -> float:
+        if len(completed_trials(study)) >= config.trials:  # other workers finished the study while this one waited
+            study.stop()
+            raise optuna.TrialPruned("the study already holds its trials")
         suggested = {g: trial.suggest_float(g, lo, hi) for g, (lo, hi) in LAYER_GROUPS.items()}
         fit = fit_to_budget(net, suggested, low, high)
         candidate = copy.deepcopy(net)

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from featherface.config_schema import ConfigError, build, rule
 from featherface.data.transforms import AugmentConfig
 from featherface.losses.multibox import MultiBoxConfig
 
@@ -21,25 +22,25 @@ class TrainConfig:
     model: str = "nano-b"
     data: str = "sample:train"
     val: str | None = None
-    epochs: int = 250
-    batch_size: int = 32
-    dataset_repeats: int = 1  # visits per image per epoch (tiny sets)
-    optimizer: str = "sgd"  # sgd | adamw
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warmup_epochs: float = 5.0
-    schedule: str = "step"  # step | cosine
-    lr_steps: list[int] = field(default_factory=lambda: [190, 220])
-    lr_gamma: float = 0.1
-    min_lr_ratio: float = 0.01  # cosine floor, as a fraction of lr
-    grad_clip: float | None = None
-    workers: int = 2
+    epochs: int = field(default=250, metadata=rule(ge=1))
+    batch_size: int = field(default=32, metadata=rule(ge=1))
+    dataset_repeats: int = field(default=1, metadata=rule(ge=1))  # visits per image per epoch (tiny sets)
+    optimizer: str = field(default="sgd", metadata=rule(choices=("sgd", "adamw")))
+    lr: float = field(default=1e-3, metadata=rule(gt=0))
+    momentum: float = field(default=0.9, metadata=rule(ge=0, lt=1))
+    weight_decay: float = field(default=5e-4, metadata=rule(ge=0))
+    warmup_epochs: float = field(default=5.0, metadata=rule(ge=0))
+    schedule: str = field(default="step", metadata=rule(choices=("step", "cosine")))
+    lr_steps: list[int] = field(default_factory=lambda: [190, 220], metadata=rule(ge=0))
+    lr_gamma: float = field(default=0.1, metadata=rule(gt=0))
+    min_lr_ratio: float = field(default=0.01, metadata=rule(ge=0, le=1))  # cosine floor, as a fraction of lr
+    grad_clip: float | None = field(default=None, metadata=rule(gt=0))
+    workers: int = field(default=2, metadata=rule(ge=0))
     seed: int = 0
     amp: bool = True  # CUDA only
-    val_every: int = 1
-    val_score_threshold: float = 0.5
-    max_minutes: float | None = None
+    val_every: int = field(default=1, metadata=rule(ge=1))
+    val_score_threshold: float = field(default=0.5, metadata=rule(ge=0, le=1))
+    max_minutes: float | None = field(default=None, metadata=rule(gt=0))
     strict: bool = False
     device: str = "auto"
     loss: MultiBoxConfig = field(default_factory=MultiBoxConfig)
@@ -49,18 +50,10 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        data = dict(data)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown training option(s): {', '.join(unknown)}")
-        loss = MultiBoxConfig(**data.pop("loss", {}) or {})
-        augment = dict(data.pop("augment", {}) or {})
-        for key in ("crop_scale", "contrast_range", "saturation_range"):
-            if key in augment:
-                augment[key] = tuple(augment[key])
-        return cls(**data, loss=loss, augment=AugmentConfig(**augment))
+    def from_dict(cls, data: dict[str, Any], where: str = "training options", prefix: str = "") -> TrainConfig:
+        """Every value checked against the field's type and range; ``where`` (the file) and ``prefix`` (its
+        section, ``train.``) name the place in a :class:`ConfigError`."""
+        return build(cls, data, where, prefix, what="training")
 
 
 PRESETS = ("sample", "widerface", "pool")
@@ -71,41 +64,72 @@ def preset_path(name: str) -> Path:
     return Path(str(resources.files("featherface.configs").joinpath(f"{name}.yaml")))
 
 
+def config_path(source: str | Path) -> Path:
+    """The file of a preset name (``sample``, ``widerface``, ``pool``) or a YAML path."""
+    return preset_path(str(source)) if str(source) in PRESETS else Path(source)
+
+
 def read_config_file(source: str | Path) -> dict[str, Any]:
-    """A preset name (``sample``, ``widerface``) or a YAML path, as a mapping; a clear error naming the file."""
-    path = preset_path(str(source)) if str(source) in PRESETS else Path(source)
+    """A preset name or a YAML path, as a mapping: either sections (``train:``, ``prune:``, ``distill:``,
+    ``pipeline:``, each optional) or, without any, the training options themselves. A :class:`ConfigError` naming
+    the file otherwise."""
+    path = config_path(source)
     if not path.is_file():
-        raise ValueError(f"{source}: no such config file (or preset: {', '.join(PRESETS)})")
+        raise ConfigError(f"{source}: no such config file (or preset: {', '.join(PRESETS)})")
     try:
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # PyYAML's constructors: date 2001-13-01
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if loaded is None:
+        return {}
     if not isinstance(loaded, dict):
-        raise ValueError(f"{path}: expected a mapping of options")
+        raise ConfigError(f"{path}: expected a mapping of options, found {type(loaded).__name__}")
+    if set(loaded) & CONFIG_SECTIONS:
+        for key in loaded:
+            if key not in CONFIG_SECTIONS:
+                raise ConfigError(
+                    f"{path}: {key}: not a section (a file with sections holds only "
+                    f"{', '.join(s + ':' for s in sorted(CONFIG_SECTIONS))})"
+                )
     return loaded
 
 
 def load_section(source: str | Path | None, section: str) -> dict[str, Any]:
-    """One section (``prune``, ``distill``, ``pipeline``) of a config file or preset; empty without a source."""
+    """One section (``prune``, ``distill``, ``pipeline``) of a config file or preset; empty without a source or
+    without that section."""
     if source is None:
         return {}
-    value = read_config_file(source).get(section) or {}
+    value = read_config_file(source).get(section)
+    if value is None:
+        return {}
     if not isinstance(value, dict):
-        raise ValueError(f"{source}: section {section}: expected a mapping of options")
+        raise ConfigError(f"{config_path(source)}: {section}: expected a mapping of options")
     return value
 
 
+def load_section_config(cls: type, source: str | Path | None, section: str, what: str) -> Any:
+    """The dataclass ``cls`` from one section of a config file (its defaults without a source), checked by
+    :func:`featherface.config_schema.build`."""
+    if source is None:
+        return cls()
+    return build(cls, load_section(source, section), str(config_path(source)), f"{section}.", what)
+
+
 def load_train_config(source: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """A preset name (``sample``, ``widerface``), a YAML path, or None (the dataclass defaults), then overrides."""
+    """A preset name (``sample``, ``widerface``), a YAML path, or None (the dataclass defaults), then overrides
+    (command-line values; None means not given). Values are checked at load: errors name the file and the key."""
     data: dict[str, Any] = {}
     if source is not None:
         loaded = read_config_file(source)
         # a file of sections takes its train: section; a flat mapping is the training options themselves
-        data = loaded.get("train", {}) if set(loaded) & CONFIG_SECTIONS else loaded
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            data[key] = value
-    try:
-        return TrainConfig.from_dict(data)
-    except TypeError as exc:
-        raise ValueError(f"bad training option: {exc}") from None
+        sectioned = bool(set(loaded) & CONFIG_SECTIONS)
+        data = load_section(source, "train") if sectioned else loaded
+        TrainConfig.from_dict(data, str(config_path(source)), "train." if sectioned else "")
+    given = {key: value for key, value in (overrides or {}).items() if value is not None}
+    return TrainConfig.from_dict({**data, **given}, "command line" if given else "defaults")

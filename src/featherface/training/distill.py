@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from torch import Tensor, nn
 from featherface.losses.distill import TERMS, DistillationLoss, DistillConfig
 from featherface.losses.multibox import Targets
 from featherface.models.detector_net import DetectorNet
-from featherface.training.config import TrainConfig, load_section
+from featherface.training.config import TrainConfig, load_section_config
 from featherface.training.trainer import TaskObjective
 
 
@@ -65,9 +66,9 @@ class DistillObjective(nn.Module):
 def load_distill_config(source: str | None, **overrides: float | None) -> DistillConfig:
     """The ``distill:`` section of a config file or preset (defaults without one), then non-None overrides
     (``temperature``, ``alpha``, ``confident`` from the command line)."""
-    data = load_section(source, "distill")
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    return DistillConfig.from_dict(data)
+    config = load_section_config(DistillConfig, source, "distill", "distillation")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return DistillConfig.from_dict({**dataclasses.asdict(config), **given}, "command line") if given else config
 
 
 def distillation_data(

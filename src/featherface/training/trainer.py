@@ -8,13 +8,18 @@ Run directory:
 - ``last.safetensors``/``.json`` every epoch, ``best.safetensors``/``.json`` on a better validation score;
 - ``trainer_state.pt``: model, optimiser, scheduler, objective and loop counters in one atomically written file
   (tensors and numbers only, read back with ``torch.load(weights_only=True)``); ``--resume`` reads only it;
-- ``config.yaml`` (the resolved configuration), ``metrics.csv`` (one row per epoch).
+- ``config.yaml`` (the resolved configuration), ``metrics.csv`` (one row per whole epoch).
+
+A run stopped by its time budget (``max_minutes``) inside an epoch is evaluated and saved as what it is: N whole
+epochs and k steps of the next (no metrics row for the part); ``resume`` continues that epoch at step k + 1, with
+the same data order, so the epoch's row is the one an uninterrupted run writes.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 import os
 import time
@@ -26,7 +31,7 @@ from typing import Any
 import torch
 import yaml
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
 from featherface.checkpoint import atomic_write_bytes, save_checkpoint
@@ -42,6 +47,9 @@ from featherface.training.schedule import lr_multiplier
 
 STATE_FILE = "trainer_state.pt"
 METRICS_FILE = "metrics.csv"
+# an epoch the time budget stopped: (steps done, loss sums over them, seconds spent)
+Partial = tuple[int, dict[str, float], float]
+NO_PARTIAL: Partial = (0, {}, 0.0)
 
 
 class TrainingError(RuntimeError):
@@ -68,10 +76,26 @@ class TaskObjective(nn.Module):
 
 @dataclass
 class TrainResult:
-    epochs_done: int
+    epochs_done: int  # whole epochs
     best_metric: float | None
     stopped_by_budget: bool
     out_dir: Path
+    partial_steps: int = 0  # steps of epoch epochs_done + 1 done when the time budget stopped it (0: none)
+
+
+class _SkipFirst(Sampler):
+    """The wrapped sampler's indices without the first ``skip`` (set before an epoch): a run stopped inside an epoch
+    continues it where it stopped, in the same order."""
+
+    def __init__(self, sampler: Sampler) -> None:
+        self.sampler = sampler
+        self.skip = 0
+
+    def __iter__(self):
+        return itertools.islice(iter(self.sampler), self.skip, None)
+
+    def __len__(self) -> int:
+        return max(0, len(self.sampler) - self.skip)
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
@@ -114,10 +138,12 @@ class Trainer:
             self.dataset, num_replicas=self.ctx.world_size, rank=self.ctx.rank, shuffle=True, seed=config.seed
         )
         per_rank_batch = max(1, config.batch_size)
+        self.per_rank_batch = per_rank_batch
+        self.resumable_sampler = _SkipFirst(self.sampler)
         self.loader = DataLoader(
             self.dataset,
             batch_size=per_rank_batch,
-            sampler=self.sampler,
+            sampler=self.resumable_sampler,
             num_workers=config.workers,
             collate_fn=collate,
             drop_last=len(self.sampler) >= per_rank_batch,
@@ -147,13 +173,15 @@ class Trainer:
         self.verbose = self.ctx.is_main and not quiet
         self.start_epoch = 0
         self.best_metric: float | None = None
+        # steps, loss sums and seconds of an epoch the time budget stopped (continued on resume)
+        self.partial: Partial = NO_PARTIAL
         if resume:
             self._load_state()
         elif self.ctx.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(self.out_dir / "config.yaml", yaml.safe_dump({"train": config.to_dict()}).encode())
-            if not (self.out_dir / STATE_FILE).is_file():  # rows of an attempt killed before its first commit
-                self._trim_metrics(0)
+            # a fresh run: no row of an earlier attempt (killed before its first commit, or replaced) stays
+            self._trim_metrics(0)
 
     def _make_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
         c = self.config
@@ -164,9 +192,13 @@ class Trainer:
         raise ValueError(f"optimizer must be sgd or adamw, not {c.optimizer!r}")
 
     # ------------------------------------------------------------------ state
-    def _state(self, epoch: int) -> dict[str, Any]:
+    def _state(self, epoch: int, partial: Partial = NO_PARTIAL) -> dict[str, Any]:
+        steps, sums, seconds = partial
         return {
-            "epoch": epoch,
+            "epoch": epoch,  # whole epochs done
+            "step": steps,  # steps of the next epoch done (time budget)
+            "partial_sums": sums,
+            "partial_seconds": seconds,
             "best_metric": self.best_metric,
             "model": self.net.state_dict(),
             "objective": self.objective.state_dict(),
@@ -190,17 +222,21 @@ class Trainer:
             raise TrainingError(f"{path}: does not fit this model/config ({str(exc).splitlines()[0]})") from None
         self.start_epoch = int(state["epoch"])
         self.best_metric = state["best_metric"]
+        self.partial = (int(state.get("step", 0)), dict(state.get("partial_sums", {})), state.get("partial_seconds", 0))
         if self.ctx.is_main:
             self._trim_metrics(self.start_epoch)
 
-    def _save(self, epoch: int, metric: float | None, is_best: bool) -> None:
+    def _save(self, epoch: int, metric: float | None, is_best: bool, partial: Partial = NO_PARTIAL) -> None:
         """Weights first, the resume state last: the state file is the commit point of an epoch, so a kill at any
-        moment leaves a state that resumes at its epoch (later files are simply rewritten)."""
+        moment leaves a state that resumes at its epoch (later files are simply rewritten). ``partial``: steps, loss
+        sums and seconds of epoch ``epoch + 1`` when the time budget stopped it."""
         meta = {"epoch": epoch, "model_name": self.net.config.name, "validation": metric}
+        if partial[0]:
+            meta["steps_into_next_epoch"] = partial[0]
         save_checkpoint(self.net, self.out_dir / "last.safetensors", meta)
         if is_best:
             save_checkpoint(self.net, self.out_dir / "best.safetensors", meta)
-        _atomic_torch_save(self._state(epoch), self.out_dir / STATE_FILE)
+        _atomic_torch_save(self._state(epoch, partial), self.out_dir / STATE_FILE)
 
     def _trim_metrics(self, last_epoch: int) -> None:
         """Drop metric rows of epochs after the resumed one (written before a kill, about to be redone)."""
@@ -223,7 +259,8 @@ class Trainer:
 
     # -------------------------------------------------------------- validation
     def validate(self) -> float | None:
-        """AP@0.5 on the validation set (higher is better), or None without one."""
+        """AP@0.5 on the validation set (higher is better), or None without one or when it holds no face (AP is
+        undefined then)."""
         if not self.val_annotations:
             return None
         was_training = self.net.training
@@ -262,16 +299,19 @@ class Trainer:
         epoch = self.start_epoch
         epoch_seconds: list[float] = []
         while epoch < c.epochs and not stopped_by_budget:
-            epoch_start = time.monotonic()
+            steps, sums, seconds_before = self.partial[0], dict(self.partial[1]), self.partial[2]
+            self.partial = NO_PARTIAL
+            epoch_start = time.monotonic() - seconds_before
             self.sampler.set_epoch(epoch)
             self.dataset.set_epoch(epoch)
+            self.resumable_sampler.skip = steps * self.per_rank_batch
             self.net.train()
-            sums: dict[str, float] = {}
-            steps = 0
             bar = tqdm(
                 self.loader,
                 desc=f"epoch {epoch + 1}/{c.epochs}",
                 unit="step",
+                initial=steps,
+                total=self.steps_per_epoch,
                 leave=False,
                 disable=not self.verbose,
                 dynamic_ncols=True,
@@ -286,10 +326,14 @@ class Trainer:
                     stopped_by_budget = True
                     break
             bar.close()
+            self.resumable_sampler.skip = 0
+            if stopped_by_budget and steps < self.steps_per_epoch:
+                return self._stop_inside_epoch(epoch, steps, sums, time.monotonic() - epoch_start)
             epoch += 1
             finished = epoch >= c.epochs or stopped_by_budget
             metric = None
-            if self.ctx.is_main and (epoch % c.val_every == 0 or finished):
+            validated = self.ctx.is_main and bool(self.val_annotations) and (epoch % c.val_every == 0 or finished)
+            if validated:
                 metric = self.validate()
             # best by validation AP when there is a validation set, else by (negated) training loss
             score = metric if self.val_annotations else -sums.get("total", math.inf) / max(steps, 1)
@@ -305,7 +349,7 @@ class Trainer:
                 remaining = (c.epochs - epoch) * (sum(epoch_seconds) / len(epoch_seconds))
                 if c.max_minutes:
                     remaining = min(remaining, max(0.0, deadline - time.monotonic()))
-                val = f"  val AP {metric:.4f}" if metric is not None else ""
+                val = f"  val AP {_format_ap(metric)}" if validated else ""
                 self._say(
                     f"epoch {epoch}/{c.epochs}  loss {sums.get('total', 0) / max(steps, 1):.4f}{val}  "
                     f"{epoch_seconds[-1]:.1f} s/epoch  ETA {remaining / 60:.1f} min"
@@ -314,6 +358,25 @@ class Trainer:
         if stopped_by_budget:
             self._say(f"time budget of {c.max_minutes} min reached after epoch {epoch}: evaluated and saved")
         return TrainResult(epoch, self.best_metric, stopped_by_budget, self.out_dir)
+
+    def _stop_inside_epoch(self, epoch: int, steps: int, sums: dict[str, float], seconds: float) -> TrainResult:
+        """The time budget ran out after ``steps`` steps of epoch ``epoch + 1``: evaluate and save the network as
+        ``epoch`` whole epochs plus those steps (no metrics row: rows are whole epochs); resume continues there."""
+        metric = self.validate() if self.ctx.is_main and self.val_annotations else None
+        score = metric if self.val_annotations else -sums.get("total", math.inf) / max(steps, 1)
+        is_best = score is not None and (self.best_metric is None or score > self.best_metric)
+        if is_best:
+            self.best_metric = score
+        if self.ctx.is_main:
+            self._save(epoch, metric, is_best, partial=(steps, sums, seconds))
+            val = f", val AP {_format_ap(metric)}" if self.val_annotations else ""
+            self._say(
+                f"time budget of {self.config.max_minutes} min reached after {steps}/{self.steps_per_epoch} steps of "
+                f"epoch {epoch + 1} ({epoch} whole epoch(s) done{val}): evaluated and saved; --resume continues "
+                f"epoch {epoch + 1} at step {steps + 1}"
+            )
+        self.ctx.barrier()
+        return TrainResult(epoch, self.best_metric, True, self.out_dir, partial_steps=steps)
 
     def _tensorboard(self, epoch: int, row: dict[str, Any]) -> None:
         """Mirror the CSV row to TensorBoard when the ``tensorboard`` package is installed (optional)."""
@@ -355,6 +418,10 @@ class Trainer:
             writer.writerow(row)
             f.flush()
             os.fsync(f.fileno())
+
+
+def _format_ap(ap: float | None) -> str:
+    return "n/a (no faces in the validation set)" if ap is None else f"{ap:.4f}"
 
 
 def _letterbox_loader(annotations: list, config: TrainConfig, batch_size: int) -> DataLoader:

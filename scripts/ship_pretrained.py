@@ -1,0 +1,87 @@
+"""Copy a finished pool pipeline run into the package as the pretrained zoo models, with their provenance.
+
+    .venv/bin/python scripts/ship_pretrained.py runs/pool
+
+writes src/featherface/weights/nano_b_pretrained.{safetensors,json,onnx} (the deployed Nano-B; the ONNX is
+parity-checked against it by the export) and nano_b_distilled.{safetensors,json} (its unpruned phase-1 student),
+each checkpoint carrying in its metadata the command, the config, the data manifest's sha256, the hold-out rule,
+the git commit and the data's terms; then prints the sha256 lines for featherface/weights/__init__.py.
+Shipped files are never replaced unless --overwrite is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from featherface.checkpoint import load_checkpoint, save_checkpoint
+from featherface.data.pool import HOLDOUT_FRACTION
+from featherface.export.onnx import export_onnx
+from featherface.fileio import sha256_of
+from featherface.models.detector_net import count_parameters
+from featherface.training.config import read_config_file
+from featherface.weights import shipped_path
+
+DATA_TERMS = (
+    "trained on ../shared/data/photos (ShanghaiTech, Helen, AFW, Caltech WebFaces photos): research-use terms, "
+    "which these weights inherit; no pool image is shipped"
+)
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+        return out.stdout.strip() + ("+uncommitted" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def provenance(run: Path, config: str) -> dict:
+    report = json.loads((run / "report.json").read_text())
+    pipe = read_config_file(config)["pipeline"]
+    manifest = Path(pipe["data"].split(":")[0]) / "manifest.json"
+    return {
+        "command": f"featherface pipeline --config {config} --out {run}",
+        "config": read_config_file(config),
+        "data": pipe["data"],
+        "data_manifest_sha256": sha256_of(manifest) if manifest.is_file() else None,
+        "holdout": f"{HOLDOUT_FRACTION:.0%} of the pool by SHA-1 of each relative path (featherface.data.pool)",
+        "teacher": pipe["teacher"],
+        "terms": DATA_TERMS,
+        "git_commit": _git_commit(),
+        "timings_s": report.get("timings_s"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="a finished `featherface pipeline --config pool` run directory")
+    parser.add_argument("--config", default="pool", help="the config the run was made with (default: pool)")
+    parser.add_argument("--overwrite", action="store_true", help="replace weights already shipped")
+    args = parser.parse_args(argv)
+    if not (args.run / "report.json").is_file():
+        parser.error(f"{args.run}: no report.json (the pipeline has not finished)")
+    targets = {
+        "nano_b_pretrained": args.run / "3-finetune" / "deployed.safetensors",
+        "nano_b_distilled": args.run / "1-distill" / "best.safetensors",
+    }
+    existing = [shipped_path(f"{name}.safetensors") for name in targets]
+    if not args.overwrite and any(path.exists() for path in existing):
+        parser.error(f"{', '.join(str(p) for p in existing if p.exists())} already shipped; --overwrite replaces")
+    meta = provenance(args.run, args.config)
+    for name, source in targets.items():
+        net, _ = load_checkpoint(source)
+        path = save_checkpoint(net, shipped_path(f"{name}.safetensors"), {"provenance": meta, "source": str(source)})
+        print(f"{path}: {count_parameters(net):,} params, {path.stat().st_size:,} bytes, sha256 {sha256_of(path)}")
+        if name == "nano_b_pretrained":
+            onnx = export_onnx(net, shipped_path(f"{name}.onnx"))
+            print(f"{onnx}: {onnx.stat().st_size:,} bytes, sha256 {sha256_of(onnx)} (onnxruntime matches torch)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Aligned face crops from detection results: one ArcFace-template crop per face (:mod:`featherface.align`) and a
+record that links it to its image, box, score and landmarks.
+
+Crops mirror their image's relative path with the face's index added: ``a/x.jpg`` gives ``a/x.jpg.face0.png``,
+``a/x.jpg.face1.png``...; a video frame gives ``clip.mp4.frame000012.face0.png``. PNG, so a crop is exactly the
+aligned pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from featherface.align import ARCFACE_SIZE, align_faces
+
+if TYPE_CHECKING:
+    from featherface.detection.api import Detector
+    from featherface.detection.sources import OutputGuard, Source
+    from featherface.detection.stream import Result
+
+
+def crop_path(out_dir: Path, result: Result, face: int) -> Path:
+    """Where face ``face`` of ``result`` is written under ``out_dir``."""
+    relative = result.source.relative
+    frame = "" if result.frame is None else f".frame{result.frame:06d}"
+    return out_dir / relative.parent / f"{relative.name}{frame}.face{face}.png"
+
+
+def crop_results(
+    results: Iterable[Result],
+    out_dir: str | Path,
+    guard: OutputGuard,
+    crop_size: int = ARCFACE_SIZE,
+    margin: float = 0.0,
+) -> Iterator[dict[str, Any]]:
+    """Write every face's aligned crop; yields per crop ``{"crop", "image", "box", "score", "landmarks"}``
+    (+ ``track_id`` for tracked video), and ``{"image", "error"}`` per file that could not be read. ``guard``
+    refuses a crop path that is an input file. ``crop_size``, ``margin``: of :func:`featherface.align.template`."""
+    from featherface.detection.sources import write_image
+
+    out_dir = Path(out_dir)
+    for result in results:
+        if not result.ok:
+            yield result.to_json()
+            continue
+        faces = result.to_json()["faces"]
+        crops = align_faces(result.image, result.detections.landmarks, crop_size, margin)
+        for index, (face, crop) in enumerate(zip(faces, crops, strict=True)):
+            path = guard.claim(crop_path(out_dir, result, index), result.source.path)
+            write_image(path, crop)
+            yield {"crop": str(path), "image": result.name, **face}
+
+
+def crop_files(
+    detector: Detector,
+    sources: Sequence[Source],
+    out_dir: str | Path,
+    crop_size: int = ARCFACE_SIZE,
+    margin: float = 0.0,
+    guard: OutputGuard | None = None,
+    **options,
+) -> Iterator[dict[str, Any]]:
+    """:func:`crop_results` over the detections of image and video files (videos tracked, boxes unsmoothed: the
+    crops follow each frame's own landmarks). ``options``: of
+    :func:`featherface.detection.stream.detect_sources` (batch size, face sizes...)."""
+    from featherface.detection.sources import OutputGuard
+    from featherface.detection.stream import detect_sources
+    from featherface.tracking import TrackerConfig
+
+    results = detect_sources(detector, sources, tracker_config=TrackerConfig(smooth=False), **options)
+    return crop_results(results, out_dir, guard or OutputGuard(sources), crop_size, margin)

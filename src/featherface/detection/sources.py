@@ -1,0 +1,224 @@
+"""What a command reads and where its outputs go: image and video files found under the inputs, the relative path
+each output mirrors, a guard that never lets an output replace an input, and video reading and writing (no torch).
+
+Outputs mirror each input's path relative to the inputs' common folder (the folder itself for one folder, the
+parent for one file), keeping the file name and suffix: ``a/x.jpg``, ``b/x.jpg``, ``y.png`` and ``y.jpg`` give four
+distinct outputs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from featherface.detection.image import IMAGE_SUFFIXES, ImageError
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+VIDEO_CODEC = "mp4v"  # OpenCV's built-in MPEG-4 encoder: present in every opencv-python build
+DEFAULT_FPS = 25.0  # for a video that does not say its frame rate
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input file: ``kind`` is ``"image"`` or ``"video"``; ``relative`` is where its outputs go under an output
+    folder."""
+
+    path: Path
+    kind: str
+    relative: Path
+
+    @classmethod
+    def of(cls, path: str | Path, relative: Path | None = None) -> Source:
+        """A file as an image, or a video when its suffix is one (:data:`VIDEO_SUFFIXES`)."""
+        path = Path(path)
+        kind = "video" if path.suffix.lower() in VIDEO_SUFFIXES else "image"
+        return cls(path, kind, relative or Path(path.name))
+
+    @classmethod
+    def video(cls, path: str | Path) -> Source:
+        return cls(Path(path), "video", Path(Path(path).name))
+
+
+def _readable_suffix(name: str) -> bool:
+    return Path(name).suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
+
+
+def _walk(folder: Path, skip: set[str]) -> list[Path]:
+    """Image and video files under ``folder`` (recursively; hidden entries, symbolic links to folders and the
+    folders in ``skip`` (real paths) left out), sorted by relative path."""
+    found: list[Path] = []
+    pending = [folder]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    if os.path.realpath(entry.path) not in skip:
+                        pending.append(Path(entry.path))
+                elif _readable_suffix(entry.name) and entry.is_file():
+                    found.append(Path(entry.path))
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def collect_sources(inputs: Sequence[str | Path], skip: Sequence[str | Path] = ()) -> list[Source]:
+    """The files to read: each file named (an image unless its suffix is a video's), and every image and video
+    under each folder named, recursively, in sorted order. Folders in ``skip`` (an output folder inside an input
+    folder) are not entered. Raises ``ValueError`` naming the path for an input that does not exist or a folder
+    with nothing to read: those are mistakes in the command, not bad files."""
+    skipped = {os.path.realpath(p) for p in skip}
+    named = [Path(item) for item in inputs]
+    files: list[Path] = []
+    for path in named:
+        if path.is_dir():
+            found = _walk(path, skipped)
+            if not found:
+                raise ValueError(f"{path}: folder holds no images or videos")
+            files.extend(found)
+        elif path.exists():
+            files.append(path)
+        else:
+            raise ValueError(f"{path}: no such file or folder")
+    if not files:
+        raise ValueError("no inputs")
+    roots = [os.path.abspath(p if p.is_dir() else p.parent) for p in named]
+    common = os.path.commonpath(roots)
+    return [Source.of(path, Path(os.path.relpath(os.path.abspath(path), common))) for path in files]
+
+
+def failure_reason(error: BaseException, path: Path) -> str:
+    """The reason in an error message, without the file name it starts with (``"{path}: reason"``)."""
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    prefix = f"{path}: "
+    return message[len(prefix) :] if message.startswith(prefix) else message
+
+
+class OutputGuard:
+    """Claims output paths before anything is written: refuses (``ValueError`` naming the paths) an output that is
+    one of the input files, or one that two inputs would both write."""
+
+    def __init__(self, sources: Sequence[Source]) -> None:
+        self.inputs = {os.path.realpath(s.path): s.path for s in sources}
+        self.claimed: dict[str, Path] = {}
+
+    def claim(self, output: Path, source: Path) -> Path:
+        real = os.path.realpath(output)
+        if real in self.inputs:
+            raise ValueError(
+                f"{output}: refusing to overwrite the input {self.inputs[real]}; choose an output folder apart "
+                "from the inputs"
+            )
+        owner = self.claimed.setdefault(real, source)
+        if owner != source:
+            raise ValueError(f"{output}: both {owner} and {source} would write it")
+        return output
+
+
+def mirror_outputs(
+    sources: Sequence[Source], out_dir: str | Path, guard: OutputGuard | None = None
+) -> dict[Path, Path]:
+    """Each source's output under ``out_dir``: its relative path (videos as ``.mp4``, :func:`video_output_path`),
+    claimed from ``guard`` (a new one over ``sources`` if not given): never an input, never shared."""
+    guard = guard or OutputGuard(sources)
+    out_dir = Path(out_dir)
+    return {
+        s.path: guard.claim(out_dir / (video_output_path(s.relative) if s.kind == "video" else s.relative), s.path)
+        for s in sources
+    }
+
+
+def write_image(path: Path, image: np.ndarray) -> None:
+    """Encode ``image`` by ``path``'s suffix and write it atomically (never a torn file under the final name)."""
+    from featherface.fileio import atomic_write_bytes
+
+    ok, data = cv2.imencode(path.suffix or ".png", image)
+    if not ok:
+        raise ImageError(f"{path}: could not encode the image as {path.suffix}")
+    atomic_write_bytes(path, data.tobytes())
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    fps: float
+    width: int
+    height: int
+    frames: int | None  # as the container says (may be absent or approximate)
+
+
+class VideoReader:
+    """Frames of a video as BGR uint8 arrays, in order; ``info`` holds its frame rate and size."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ImageError(f"{path}: no such file")
+        self.capture = cv2.VideoCapture(str(path))
+        if not self.capture.isOpened():
+            raise ImageError(f"{path}: not a readable video")
+        get = self.capture.get
+        frames = int(get(cv2.CAP_PROP_FRAME_COUNT))
+        self.info = VideoInfo(
+            fps=get(cv2.CAP_PROP_FPS) or DEFAULT_FPS,
+            width=int(get(cv2.CAP_PROP_FRAME_WIDTH)),
+            height=int(get(cv2.CAP_PROP_FRAME_HEIGHT)),
+            frames=frames if frames > 0 else None,
+        )
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while True:
+            ok, frame = self.capture.read()
+            if not ok:
+                return
+            yield frame
+
+    def close(self) -> None:
+        self.capture.release()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class VideoOutput:
+    """Frames to an MPEG-4 (mp4v) file at a given frame rate, the size of the first frame. Written under a hidden
+    temporary name and moved to ``path`` by :meth:`close`, so an interrupted write leaves no truncated video."""
+
+    def __init__(self, path: Path, fps: float) -> None:
+        self.path, self.fps = path, fps
+        self.temporary = path.with_name(f".{path.stem}.partial{path.suffix or '.mp4'}")
+        self.writer: cv2.VideoWriter | None = None
+
+    def write(self, frame: np.ndarray) -> None:
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODEC)
+            self.writer = cv2.VideoWriter(str(self.temporary), fourcc, self.fps, frame.shape[1::-1])
+            if not self.writer.isOpened():
+                raise ImageError(f"{self.path}: cannot write a {VIDEO_CODEC} video here")
+        self.writer.write(frame)
+
+    def close(self) -> None:
+        """Finish the file and move it into place (nothing is written for a video without frames)."""
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+            os.replace(self.temporary, self.path)
+
+    def discard(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+        self.temporary.unlink(missing_ok=True)
+
+
+def video_output_path(relative: Path) -> Path:
+    """Where a video's re-encoded copy goes: its own name, plus ``.mp4`` unless it already ends so (``clip.avi`` ->
+    ``clip.avi.mp4``: a ``clip.mp4`` beside it keeps its own output)."""
+    return relative if relative.suffix.lower() == ".mp4" else relative.with_name(relative.name + ".mp4")

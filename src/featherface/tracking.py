@@ -1,0 +1,156 @@
+"""A light face tracker for video: SORT (Bewley et al., "Simple Online and Realtime Tracking", ICIP 2016) in numpy.
+
+Each track is a constant-velocity Kalman filter over ``(cx, cy, s, r)`` (box centre, area, aspect ratio) with the
+velocities of the first three. Every frame the tracks predict their box, the frame's faces are assigned to them by
+the Hungarian method on IoU (pairs below ``iou_threshold`` rejected), matched tracks take the face as a
+measurement, and unmatched faces start new tracks. A track missed for more than ``max_age`` frames ends.
+
+Unlike SORT, every face gets an id in its first frame (no ``min_hits`` wait): detection output keeps every face.
+Boxes come back as the filter's estimate (smoothed) unless ``smooth=False``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """SORT's settings (its ``sort.py``), but ``max_age`` 5 (faces flicker more than pedestrians)."""
+
+    iou_threshold: float = 0.3  # least IoU between a track's prediction and a face to match them
+    max_age: int = 5  # frames a track survives without a face
+    smooth: bool = True  # report the filter's box (else the face's own box)
+    measurement_noise: tuple[float, float, float, float] = (1.0, 1.0, 10.0, 10.0)  # R: cx, cy, s, r
+    process_noise: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1e-2, 1e-2, 1e-4)  # Q: state and velocities
+    initial_variance: tuple[float, ...] = (10.0, 10.0, 10.0, 10.0, 1e4, 1e4, 1e4)  # P0: velocities unknown
+
+
+def box_to_state(box: np.ndarray) -> np.ndarray:
+    """xyxy ``(4,)`` -> ``(cx, cy, area, w / h)``."""
+    w, h = box[2] - box[0], box[3] - box[1]
+    return np.array([box[0] + w / 2, box[1] + h / 2, w * h, w / max(h, 1e-6)])
+
+
+def state_to_box(state: np.ndarray) -> np.ndarray:
+    """``(cx, cy, area, w / h, ...)`` -> xyxy ``(4,)``."""
+    area, ratio = max(state[2], 0.0), max(state[3], 1e-6)
+    w = np.sqrt(area * ratio)
+    h = area / w if w > 0 else 0.0
+    return np.array([state[0] - w / 2, state[1] - h / 2, state[0] + w / 2, state[1] + h / 2])
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU ``(A, B)`` of xyxy boxes ``a (A, 4)`` and ``b (B, 4)``."""
+    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
+    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(bottom_right - top_left, 0, None).prod(-1)
+    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(-1)
+    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(-1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+class KalmanBox:
+    """One track's constant-velocity Kalman filter over ``x = (cx, cy, s, r, vcx, vcy, vs)``."""
+
+    transition = np.eye(7) + np.eye(7, k=4)  # position += velocity each frame (r has none)
+    observation = np.eye(4, 7)
+
+    def __init__(self, box: np.ndarray, config: TrackerConfig) -> None:
+        self.x = np.concatenate([box_to_state(box), np.zeros(3)])
+        self.p = np.diag(config.initial_variance).astype(np.float64)
+        self.q = np.diag(config.process_noise).astype(np.float64)
+        self.r = np.diag(config.measurement_noise).astype(np.float64)
+
+    def predict(self) -> np.ndarray:
+        if self.x[2] + self.x[6] <= 0:  # the area would turn negative: stop shrinking (as SORT does)
+            self.x[6] = 0.0
+        self.x = self.transition @ self.x
+        self.p = self.transition @ self.p @ self.transition.T + self.q
+        return state_to_box(self.x)
+
+    def update(self, box: np.ndarray) -> np.ndarray:
+        h = self.observation
+        residual = box_to_state(box) - h @ self.x
+        s = h @ self.p @ h.T + self.r
+        gain = self.p @ h.T @ np.linalg.inv(s)
+        self.x = self.x + gain @ residual
+        self.p = (np.eye(7) - gain @ h) @ self.p
+        return state_to_box(self.x)
+
+
+@dataclass
+class Track:
+    id: int
+    filter: KalmanBox
+    missed: int = 0  # frames since the last face
+
+
+class FaceTracker:
+    """SORT over a video's frames: call :meth:`update` once per frame, in order.
+
+    >>> tracker = FaceTracker()
+    >>> ids, boxes = tracker.update(detections.boxes)  # (K,) ids, (K, 4) boxes (smoothed), in the faces' order
+    """
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self.config = config or TrackerConfig()
+        self.tracks: list[Track] = []
+        self.next_id = 0
+
+    def update(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Faces of the next frame ``boxes (K, 4)`` xyxy -> their track ids ``(K,)`` int64 and boxes ``(K, 4)``
+        (the filter's estimate when ``smooth``, else ``boxes``)."""
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        predicted = np.array([t.filter.predict() for t in self.tracks]).reshape(-1, 4)
+        matches = self._associate(predicted, boxes)
+        ids = np.empty(len(boxes), dtype=np.int64)
+        out = boxes.copy()
+        matched_tracks = set()
+        for track_index, face in matches:
+            track = self.tracks[track_index]
+            estimate = track.filter.update(boxes[face])
+            track.missed = 0
+            ids[face] = track.id
+            if self.config.smooth:
+                out[face] = estimate
+            matched_tracks.add(track_index)
+        for index, track in enumerate(self.tracks):
+            if index not in matched_tracks:
+                track.missed += 1
+        matched_faces = {face for _, face in matches}
+        for face in range(len(boxes)):
+            if face not in matched_faces:
+                self.tracks.append(Track(self.next_id, KalmanBox(boxes[face], self.config)))
+                ids[face] = self.next_id
+                self.next_id += 1
+        self.tracks = [t for t in self.tracks if t.missed <= self.config.max_age]
+        return ids, out
+
+    def missing(self) -> tuple[np.ndarray, np.ndarray]:
+        """Tracks not matched in the last frame but still alive: ids ``(M,)`` and their predicted boxes ``(M, 4)``
+        (where a face the detector just missed probably is)."""
+        lost = [t for t in self.tracks if t.missed > 0]
+        boxes = np.array([state_to_box(t.filter.x) for t in lost]).reshape(-1, 4)
+        return np.array([t.id for t in lost], dtype=np.int64), boxes
+
+    def _associate(self, predicted: np.ndarray, boxes: np.ndarray) -> list[tuple[int, int]]:
+        """``(track index, face index)`` pairs: the assignment of maximum total IoU, pairs under the threshold
+        dropped."""
+        if not len(predicted) or not len(boxes):
+            return []
+        iou = iou_matrix(predicted, boxes)
+        rows, cols = linear_sum_assignment(-iou)
+        return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= self.config.iou_threshold]
+
+
+def follow_boxes(landmarks: np.ndarray, old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Move ``landmarks (K, 5, 2)`` with their boxes from ``old (K, 4)`` to ``new (K, 4)`` (xyxy): each point keeps
+    its place relative to the box."""
+    old_size = np.maximum(old[:, 2:] - old[:, :2], 1e-6)
+    scale = (new[:, 2:] - new[:, :2]) / old_size
+    return (landmarks - old[:, None, :2]) * scale[:, None, :] + new[:, None, :2]

@@ -1,0 +1,130 @@
+"""`detect` with awkward inputs (issue 13): it never writes over an input, drawn copies cannot collide, a bad file is
+skipped, counted and listed, an interrupted run keeps what it finished, and folders are searched recursively."""
+
+import hashlib
+import json
+import shutil
+
+import pytest
+
+from featherface.cli import main
+from featherface.detection.api import Detector
+
+MODEL = ["--model", "retinaface-mnet025"]
+
+
+def digests(folder):
+    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in (*args, *MODEL)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture()
+def photos(tmp_path, sample_images):
+    """a/x.jpg, b/x.jpg, y.png, y.jpg, a/deep/z.jpg: same names in different folders and suffixes."""
+    root = tmp_path / "photos"
+    (root / "a" / "deep").mkdir(parents=True)
+    (root / "b").mkdir()
+    shutil.copy(sample_images / "astronaut.jpg", root / "a" / "x.jpg")
+    shutil.copy(sample_images / "grace_hopper_512x512.jpg", root / "b" / "x.jpg")
+    shutil.copy(sample_images / "camera.jpg", root / "y.jpg")
+    shutil.copy(sample_images / "astronaut.jpg", root / "a" / "deep" / "z.jpg")
+    import cv2
+
+    cv2.imwrite(str(root / "y.png"), cv2.imread(str(sample_images / "grace_hopper_512x512.jpg")))
+    return root
+
+
+def test_save_dir_over_the_inputs_is_refused_before_any_work(capsys, photos):
+    before = digests(photos)
+    code, _, err = run(capsys, "detect", photos, "--save-dir", photos)
+    assert code == 2
+    assert "refusing to overwrite the input" in err and str(photos / "a" / "deep" / "z.jpg") in err
+    assert digests(photos) == before  # nothing written, nothing replaced
+    code, _, err = run(capsys, "detect", photos / "y.jpg", "--json", photos / "y.jpg")
+    assert code == 2 and "refusing to overwrite the input" in err
+    assert digests(photos) == before
+
+
+def test_drawn_copies_mirror_relative_paths_so_names_cannot_collide(capsys, tmp_path, photos):
+    before = digests(photos)
+    drawn, out = tmp_path / "drawn", tmp_path / "det.json"
+    code, _, _ = run(capsys, "detect", photos, "--save-dir", drawn, "--json", out)
+    assert code == 0
+    written = sorted(p.relative_to(drawn).as_posix() for p in drawn.rglob("*") if p.is_file())
+    assert written == ["a/deep/z.jpg", "a/x.jpg", "b/x.jpg", "y.jpg", "y.png"]
+    entries = json.loads(out.read_text())
+    assert [e["image"] for e in entries] == [
+        str(photos / n) for n in ["a/deep/z.jpg", "a/x.jpg", "b/x.jpg", "y.jpg", "y.png"]
+    ]
+    assert all(len(e["faces"]) == 1 for e in entries)  # subfolders searched: five images, one face each
+    assert digests(photos) == before
+
+
+def test_a_save_dir_inside_the_inputs_is_not_read_back(capsys, photos):
+    drawn = photos / "drawn"
+    for _ in range(2):  # a second run must not detect on the first run's drawings
+        code, stdout, _ = run(capsys, "detect", photos, "--save-dir", drawn)
+        assert code == 0
+        assert "drawn" not in stdout and stdout.count("face(s)") == 5
+
+
+def test_an_unreadable_image_is_skipped_counted_and_listed(capsys, tmp_path, photos):
+    (photos / "b" / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    before = digests(photos)
+    out = tmp_path / "det.json"
+    code, _, err = run(capsys, "detect", photos, "--json", out)
+    assert code == 0
+    entries = json.loads(out.read_text())
+    assert len(entries) == 6
+    (failed,) = [e for e in entries if "error" in e]
+    assert failed == {"image": str(photos / "b" / "broken.jpg"), "error": "not a readable image"}
+    assert "skipped 1 of 6 file(s): 1 not a readable image" in err
+    assert digests(photos) == before
+    code, _, err = run(capsys, "detect", photos, "--json", out, "--strict")
+    assert code == 2 and "broken.jpg: not a readable image" in err
+
+
+def test_nothing_readable_is_an_error(capsys, tmp_path):
+    (tmp_path / "one.jpg").write_text("text")
+    (tmp_path / "two.png").write_bytes(b"")
+    out = tmp_path / "det.json"
+    code, _, err = run(capsys, "detect", tmp_path, "--json", out)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "no input could be read: 2 of 2 file(s)" in err
+    assert [e["error"] for e in json.loads(out.read_text())] == ["not a readable image"] * 2  # still listed
+
+
+def test_an_interrupted_detect_keeps_what_it_finished(capsys, monkeypatch, tmp_path, photos):
+    calls = {"n": 0}
+    original = Detector.detect_batch
+
+    def interrupted_on_the_third_batch(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Detector, "detect_batch", interrupted_on_the_third_batch)
+    out = tmp_path / "det.json"
+    code, _, err = run(capsys, "detect", photos, "--json", out, "--batch-size", 1)
+    assert code == 130
+    assert not out.exists()
+    partial = tmp_path / "det.json.partial"
+    assert f"2 finished result(s) kept in {partial}" in err
+    kept = [json.loads(line) for line in partial.read_text().splitlines()]
+    assert [e["image"] for e in kept] == [str(photos / "a" / "deep" / "z.jpg"), str(photos / "a" / "x.jpg")]
+    assert all(len(e["faces"]) == 1 for e in kept)
+
+
+def test_the_api_iterator_yields_a_failure_as_a_result_in_order(photos):
+    (photos / "bad.png").write_bytes(b"")
+    results = list(Detector.from_pretrained("retinaface-mnet025").detect_files([photos], batch_size=2))
+    order = ["a/deep/z.jpg", "a/x.jpg", "b/x.jpg", "bad.png", "y.jpg", "y.png"]
+    assert [r.source.relative.as_posix() for r in results] == order
+    assert [r.error for r in results] == [None, None, None, "not a readable image", None, None]
+    assert [len(r.detections) for r in results if r.ok] == [1] * 5

@@ -82,7 +82,10 @@ def test_an_unreadable_image_is_skipped_counted_and_listed(capsys, tmp_path, pho
     entries = json.loads(out.read_text())
     assert len(entries) == 6
     (failed,) = [e for e in entries if "error" in e]
-    assert failed == {"image": str(photos / "b" / "broken.jpg"), "error": "not a readable image"}
+    assert failed == {
+        "image": str(photos / "b" / "broken.jpg"), "width": None, "height": None, "faces": [],
+        "error": "not a readable image",
+    }  # fmt: skip
     assert "skipped 1 of 6 file(s): 1 not a readable image" in err
     assert digests(photos) == before
     code, _, err = run(capsys, "detect", photos, "--json", out, "--strict")

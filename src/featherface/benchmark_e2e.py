@@ -25,6 +25,7 @@ from featherface.detection.api import Detector
 from featherface.detection.image import read_image
 from featherface.detection.postprocess import PostprocessConfig
 from featherface.evaluation.runner import EVAL_CONF_THRESHOLD, EVAL_NMS_THRESHOLD
+from featherface.fileio import save_figure
 
 STAGES = ("imread", "preprocess", "forward", "postprocess")
 BACKENDS = ("onnxruntime", "torch")
@@ -183,14 +184,11 @@ def format_end_to_end_table(rows: list[dict[str, Any]]) -> str:
 
 def plot_stage_shares(rows: list[dict[str, Any]], path: str | Path) -> Path:
     """Stacked horizontal bars of each row's stage shares, labelled with images/s; written atomically as PNG."""
-    import io
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from featherface.fileio import atomic_write_bytes
 
     labels = [f"{Path(r['model']).name} ({r['backend']}, {r['threads']} thr)" for r in rows]
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.5), dpi=120)
@@ -205,10 +203,4 @@ def plot_stage_shares(rows: list[dict[str, Any]], path: str | Path) -> Path:
     ax.invert_yaxis()
     ax.set_xlabel("share of end-to-end time per image")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15 - 0.5 / len(rows)), ncol=len(STAGES), fontsize=8)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    path = Path(path)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return save_figure(fig, path)

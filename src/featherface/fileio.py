@@ -17,11 +17,19 @@ def temp_file_beside(path: Path) -> tuple[int, str]:
     return fd, tmp
 
 
-def default_file_mode() -> int:
-    """The permissions a new file gets from ``open()`` under the current umask."""
+def _read_umask() -> int:
+    # os.umask can only be read by setting it: done once, at import, before any worker thread exists
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+_UMASK = _read_umask()
+
+
+def default_file_mode() -> int:
+    """The permissions a new file gets from ``open()`` under the process's umask (read at import)."""
+    return 0o666 & ~_UMASK
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -61,3 +69,18 @@ def remove_stale_temp_files(folder: Path) -> list[Path]:
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write a matplotlib figure to ``path`` as PNG (atomically) and close it; returns the path."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    path = Path(path)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path

@@ -18,7 +18,7 @@ from featherface.checkpoint import atomic_write_bytes, load_checkpoint, load_mod
 from featherface.config_schema import ConfigError, build, rule
 from featherface.detection.api import Detector
 from featherface.detection.image import read_image
-from featherface.fileio import remove_stale_temp_files
+from featherface.fileio import remove_stale_temp_files, save_figure
 from featherface.models.detector_net import count_parameters
 from featherface.models.zoo import ZOO, create_model
 from featherface.profiling import gflops
@@ -244,7 +244,6 @@ def _report(pipe: PipelineConfig, out: Path, teacher_spec: str, val: list) -> di
 
 
 def _plot_phases(phases: dict[str, dict[str, Any]], path: Path) -> None:
-    import io
 
     import matplotlib
 
@@ -265,11 +264,7 @@ def _plot_phases(phases: dict[str, dict[str, Any]], path: Path) -> None:
         ax.tick_params(axis="x", labelsize=7)
         for i, v in enumerate(values):
             ax.text(i, v, f"{v:,.3g}" if key != "params" else f"{v:,}", ha="center", va="bottom", fontsize=7)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_figure(fig, path)
 
 
 def _draw_val_detections(spec: str, val: list, path: Path) -> None:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from featherface.detection.boxes import box_iou
+
 
 @dataclass(frozen=True)
 class TrackerConfig:
@@ -41,17 +43,6 @@ def state_to_box(state: np.ndarray) -> np.ndarray:
     w = np.sqrt(area * ratio)
     h = area / w if w > 0 else 0.0
     return np.array([state[0] - w / 2, state[1] - h / 2, state[0] + w / 2, state[1] + h / 2])
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU ``(A, B)`` of xyxy boxes ``a (A, 4)`` and ``b (B, 4)``."""
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(bottom_right - top_left, 0, None).prod(-1)
-    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(-1)
-    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(-1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 class KalmanBox:
@@ -143,7 +134,7 @@ class FaceTracker:
         dropped."""
         if not len(predicted) or not len(boxes):
             return []
-        iou = iou_matrix(predicted, boxes)
+        iou = box_iou(predicted.astype(np.float64), boxes.astype(np.float64))
         rows, cols = linear_sum_assignment(-iou)
         return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= self.config.iou_threshold]
 

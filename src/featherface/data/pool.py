@@ -11,7 +11,6 @@ dozen images can a new file then take that place).
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -27,21 +26,10 @@ def list_images_recursive(folder: str | Path) -> list[Path]:
 
     Hidden files and folders (name starting with ``.``) are left out; symbolic links to folders are not followed.
     """
-    from featherface.detection.image import IMAGE_SUFFIXES  # lazy: featherface.detection loads torch
+    from featherface.detection.image import IMAGE_SUFFIXES
+    from featherface.detection.sources import walk_files
 
-    folder = Path(folder)
-    found: list[Path] = []
-    pending = [folder]
-    while pending:
-        with os.scandir(pending.pop()) as entries:
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(Path(entry.path))
-                elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES and entry.is_file():
-                    found.append(Path(entry.path))
-    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+    return walk_files(Path(folder), IMAGE_SUFFIXES)
 
 
 def holdout_key(path: Path, root: Path) -> float:

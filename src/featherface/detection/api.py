@@ -57,7 +57,7 @@ def round_up(value: int, multiple: int) -> int:
 class Detector:
     """Face detector over a torch network or an ONNX file (RetinaFace layout: priors, SPEC section 1).
 
-    >>> detector = Detector.load()  # the pretrained Nano-B (ONNX, no torch); or a zoo name, checkpoint, .onnx
+    >>> detector = Detector.load("nano-b-pretrained")  # its ONNX, no torch; or a zoo name, checkpoint, .onnx
     >>> faces = detector.detect(cv2.imread("photo.jpg"))  # Detections, original-image pixels
 
     Other model families subclass it and set their own input (``input_mean``, ``size_multiple``) and
@@ -87,7 +87,7 @@ class Detector:
         allow_untrained: bool = False,
         **kwargs,
     ) -> Detector:
-        """A zoo model as a torch network (default: the pretrained deployed Nano-B). Zoo models whose heads were
+        """A zoo model as a torch network (default: ``featherface.weights.DEFAULT_MODEL``). Zoo models whose heads were
         never trained (``nano-b``, ``featherface-v1``) are refused unless ``allow_untrained``."""
         from featherface.models.zoo import create_model, require_trained
 
@@ -111,7 +111,7 @@ class Detector:
         """A zoo name, a ``.safetensors`` checkpoint, a run directory or an ``.onnx`` file (featherface's
         export, or a peer recognised by its outputs: YuNet). ``threads`` applies to this detector only.
 
-        A shipped model with an ONNX file (the default ``nano-b-pretrained``) runs in onnxruntime, without torch,
+        A shipped model with an ONNX file (``nano-b-pretrained``) runs in onnxruntime, without torch,
         unless CUDA is asked for; others run in torch."""
         spec = str(model)
         shipped = SHIPPED.get(spec)

@@ -6,6 +6,7 @@ torch is imported only by the torch backend, so running an ONNX file needs onnxr
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
 
     from featherface.models.detector_net import DetectorNet
 
+# torch's thread count is per process: runners with their own count switch it under this lock (see TorchRunner)
+_TORCH_THREADS_LOCK = threading.Lock()
 ONNX_INPUT = "images"
 ONNX_OUTPUTS = ("box_deltas", "class_logits", "landmark_deltas")
 # ONNX metadata key holding the architecture JSON (the anchors come from there).
@@ -42,7 +45,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 class TorchRunner:
     """A torch network on ``device``; ``threads``: torch's CPU threads while this runner runs (torch's setting is
-    per process, so it is set for each call and restored after: other models keep theirs)."""
+    per process, so it is set for each call and restored after, under a lock: other models keep theirs, and
+    runners with their own count called from several threads take turns)."""
 
     def __init__(self, net: DetectorNet, device: str | torch.device | None = None, threads: int | None = None) -> None:
         self.device = resolve_device(device)
@@ -53,15 +57,21 @@ class TorchRunner:
     def __call__(self, batch: np.ndarray) -> RawOutputs:
         import torch
 
-        previous = torch.get_num_threads()
-        if self.threads:
+        if not self.threads:
+            return self._run(batch)
+        with _TORCH_THREADS_LOCK:  # one runner at a time holds the process-wide setting
+            previous = torch.get_num_threads()
             torch.set_num_threads(self.threads)
-        try:
-            with torch.inference_mode():
-                outputs = self.net(torch.from_numpy(batch).to(self.device))
-        finally:
-            if self.threads:
+            try:
+                return self._run(batch)
+            finally:
                 torch.set_num_threads(previous)
+
+    def _run(self, batch: np.ndarray) -> RawOutputs:
+        import torch
+
+        with torch.inference_mode():
+            outputs = self.net(torch.from_numpy(batch).to(self.device))
         return tuple(o.float().cpu().numpy() for o in outputs)  # type: ignore[return-value]
 
 

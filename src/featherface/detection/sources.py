@@ -44,13 +44,10 @@ class Source:
         return cls(Path(path), "video", Path(Path(path).name))
 
 
-def _readable_suffix(name: str) -> bool:
-    return Path(name).suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
-
-
-def _walk(folder: Path, skip: set[str]) -> list[Path]:
-    """Image and video files under ``folder`` (recursively; hidden entries, symbolic links to folders and the
-    folders in ``skip`` (real paths) left out), sorted by relative path."""
+def walk_files(folder: Path, suffixes: Sequence[str], skip: set[str] | frozenset[str] = frozenset()) -> list[Path]:
+    """Files under ``folder`` whose lower-cased suffix is one of ``suffixes`` (recursively; hidden entries, symbolic
+    links to folders and the folders in ``skip`` (real paths) left out; nothing is opened), sorted by relative
+    path."""
     found: list[Path] = []
     pending = [folder]
     while pending:
@@ -61,7 +58,7 @@ def _walk(folder: Path, skip: set[str]) -> list[Path]:
                 if entry.is_dir(follow_symlinks=False):
                     if os.path.realpath(entry.path) not in skip:
                         pending.append(Path(entry.path))
-                elif _readable_suffix(entry.name) and entry.is_file():
+                elif Path(entry.name).suffix.lower() in suffixes and entry.is_file():
                     found.append(Path(entry.path))
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
@@ -76,7 +73,7 @@ def collect_sources(inputs: Sequence[str | Path], skip: Sequence[str | Path] = (
     files: list[Path] = []
     for path in named:
         if path.is_dir():
-            found = _walk(path, skipped)
+            found = walk_files(path, IMAGE_SUFFIXES + VIDEO_SUFFIXES, skipped)
             if not found:
                 raise ValueError(f"{path}: folder holds no images or videos")
             files.extend(found)
@@ -86,6 +83,9 @@ def collect_sources(inputs: Sequence[str | Path], skip: Sequence[str | Path] = (
             raise ValueError(f"{path}: no such file or folder")
     if not files:
         raise ValueError("no inputs")
+    # a file named twice (or named and inside a folder named) is read once: twice would write its outputs twice
+    seen: set[str] = set()
+    files = [path for path in files if not (os.path.realpath(path) in seen or seen.add(os.path.realpath(path)))]
     roots = [os.path.abspath(p if p.is_dir() else p.parent) for p in named]
     common = os.path.commonpath(roots)
     return [Source.of(path, Path(os.path.relpath(os.path.abspath(path), common))) for path in files]

@@ -63,9 +63,9 @@ class Result:
 
     def to_json(self) -> dict[str, Any]:
         """SPEC section 8's entry: ``{"image", "width", "height", "faces": [...]}`` (faces with ``track_id`` when
-        tracked), or ``{"image", "error"}`` for a file that could not be read."""
+        tracked); a file that could not be read keeps the same keys (no size, no faces) plus ``"error"``."""
         if self.error is not None:
-            return {"image": self.name, "error": self.error}
+            return {"image": self.name, "width": None, "height": None, "faces": [], "error": self.error}
         faces = self.detections.faces()
         if self.track_ids is not None:
             for face, track_id in zip(faces, self.track_ids.tolist(), strict=True):

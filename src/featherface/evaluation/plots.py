@@ -17,7 +17,7 @@ def plot_pr_curves(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from featherface.checkpoint import atomic_write_bytes
+    from featherface.fileio import save_figure
 
     fig, ax = plt.subplots(figsize=(5.5, 4.5), dpi=120)
     for label, (recall, precision, ap) in curves.items():
@@ -29,12 +29,4 @@ def plot_pr_curves(
     ax.grid(alpha=0.3)
     ax.set_title(title)
     ax.legend(loc="lower left")
-    fig.tight_layout()
-    import io
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    path = Path(path)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return save_figure(fig, path)

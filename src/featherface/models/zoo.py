@@ -68,7 +68,7 @@ ZOO: dict[str, ZooEntry] = {
     "nano-b-pretrained": ZooEntry(
         _shipped_config("nano-b-pretrained"),
         "FeatherFace Nano-B deployed (B-FPGM-pruned), distilled from retinaface-mnet025 on 3,689 real photos; "
-        "the default detector (model card: featherface/weights/README.md)",
+        "runs from its ONNX without torch (model card: featherface/weights/README.md)",
         shipped="nano-b-pretrained",
     ),
     "nano-b-distilled": ZooEntry(

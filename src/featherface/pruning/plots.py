@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import optuna
 
-from featherface.checkpoint import atomic_write_bytes
+from featherface.fileio import save_figure as _save
 from featherface.pruning.groups import LAYER_GROUPS
-
-
-def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
 
 
 def plot_convergence(study: optuna.Study, path: str | Path) -> Path:

@@ -131,3 +131,16 @@ def test_the_api_iterator_yields_a_failure_as_a_result_in_order(photos):
     assert [r.source.relative.as_posix() for r in results] == order
     assert [r.error for r in results] == [None, None, None, "not a readable image", None, None]
     assert [len(r.detections) for r in results if r.ok] == [1] * 5
+
+
+def test_a_drawn_copy_of_a_gray_only_format_is_written_gray(tmp_path):
+    import cv2
+    import numpy as np
+
+    from featherface.detection.sources import write_image
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    image[2:4, 2:4] = 200
+    write_image(tmp_path / "x.pgm", image)
+    back = cv2.imread(str(tmp_path / "x.pgm"), cv2.IMREAD_UNCHANGED)
+    assert back.shape == (8, 8) and back[3, 3] == 200 and back[0, 0] == 0

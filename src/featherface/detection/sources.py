@@ -137,6 +137,8 @@ def write_image(path: Path, image: np.ndarray) -> None:
     from featherface.fileio import atomic_write_bytes
 
     ok, data = cv2.imencode(path.suffix or ".png", image)
+    if not ok and image.ndim == 3:  # gray-only formats (.pgm, .pbm) of an input read as BGR: write it gray
+        ok, data = cv2.imencode(path.suffix, cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
     if not ok:
         raise ImageError(f"{path}: could not encode the image as {path.suffix}")
     atomic_write_bytes(path, data.tobytes())

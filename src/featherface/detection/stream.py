@@ -110,7 +110,8 @@ def detect_images(
             yield Result(source, image, detections)
         pending.clear()
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
+    try:
         for source, image, error in _decode_ahead(pool, sources, depth=batch_size + 2 * workers):
             if pending and (error is not None or len(pending) >= batch_size or pending[0][1].shape != image.shape):
                 yield from flush()
@@ -120,6 +121,8 @@ def detect_images(
                 pending.append((source, image))
         if pending:
             yield from flush()
+    finally:  # a consumer that stops early (Ctrl-C, --strict, an error) does not wait for decodes still queued
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _decode_ahead(

@@ -391,6 +391,7 @@ def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
     from featherface.detection.image import read_image
     from featherface.evaluation.plots import plot_pr_curves
     from featherface.evaluation.runner import EVAL_CONF_THRESHOLD, EVAL_NMS_THRESHOLD, evaluate_detector
+    from featherface.evaluation.voc import format_metric
     from featherface.visualize import draw_detections
 
     report = LabelReport()
@@ -423,13 +424,12 @@ def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
             f"{row['false_positives']:>5}{row['missed']:>8}"
         )
 
-    def fig(value: float | None) -> str:  # AP and recall of a set without faces are undefined
-        return "n/a" if value is None else f"{value:.4f}"
-
     reference = f"teacher {args.teacher} at score >= {args.teacher_conf}" if args.teacher else "labels"
+    ap, ap75, ap50_95, recall, nme = (format_metric(v) for v in (result.ap, result.ap75, result.ap50_95, result.recall,
+                                                                  result.nme))  # fmt: skip
     print(
-        f"AP@{args.iou:g} {fig(result.ap)}  AP@0.75 {fig(result.ap75)}  AP@[.5:.95] {fig(result.ap50_95)}  "
-        f"recall {fig(result.recall)}  precision {result.precision:.4f}  NME {fig(result.nme)}  "
+        f"AP@{args.iou:g} {ap}  AP@0.75 {ap75}  AP@[.5:.95] {ap50_95}  recall {recall}  "
+        f"precision {result.precision:.4f}  NME {nme}  "
         f"({result.num_faces} faces from {reference}; recall, precision and NME at score >= {args.conf})"
     )
     if args.plots:

@@ -18,6 +18,7 @@ from featherface.checkpoint import atomic_write_bytes, load_checkpoint, load_mod
 from featherface.config_schema import ConfigError, build, rule
 from featherface.detection.api import Detector
 from featherface.detection.image import read_image
+from featherface.evaluation.voc import format_metric
 from featherface.fileio import remove_stale_temp_files, save_figure
 from featherface.models.detector_net import count_parameters
 from featherface.models.zoo import ZOO, create_model
@@ -286,11 +287,6 @@ def _draw_val_detections(spec: str, val: list, path: Path) -> None:
         atomic_write_bytes(path, encoded.tobytes())
 
 
-def _figure(value: float | None) -> str:
-    """A figure of the report, or n/a where it is undefined (AP of a set without faces)."""
-    return "n/a" if value is None else f"{value:.4f}"
-
-
 def _markdown(report: dict[str, Any]) -> str:
     sample = report["sample_set_figures"]
     lines = ["# featherface pipeline report", ""]
@@ -312,13 +308,14 @@ def _markdown(report: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---:|" + "---:|" * len(extra) + "---:|---:|",
     ]
     for label, row in report["phases"].items():
-        nme = _figure(row["nme"])
+        nme = format_metric(row["nme"])
         latency = row.get("latency_ms")
         lat = f"{latency:.2f}" if latency is not None else "-"
         ratio = f"{row['latency_vs_retinaface']:.2f}x" if latency is not None else "-"
         lines.append(
-            f"| {label} | {row['params']:,} | {row['gflops']:.3f} | {_figure(row['ap'])} | {_figure(row['ap50_95'])} | "
-            f"{nme} | " + "".join(f"{_figure(row[k])} | " for k in extra) + f"{lat} | {ratio} |"
+            f"| {label} | {row['params']:,} | {row['gflops']:.3f} | {format_metric(row['ap'])} | "
+            f"{format_metric(row['ap50_95'])} | "
+            f"{nme} | " + "".join(f"{format_metric(row[k])} | " for k in extra) + f"{lat} | {ratio} |"
         )
     b = report["benchmark"]
     lines += [

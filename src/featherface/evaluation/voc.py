@@ -65,6 +65,11 @@ def _match(ann: ImageAnnotation, det: Detections, iou_threshold: float) -> np.nd
     return match_detections(ann.boxes, det.boxes, det.scores, iou_threshold, ann.ignored_boxes)
 
 
+def format_metric(value: float | None) -> str:
+    """An AP, recall or NME as printed and reported: 4 decimals, or n/a where undefined (a set without faces)."""
+    return "n/a" if value is None else f"{value:.4f}"
+
+
 @dataclass
 class DatasetResult:
     """``ap`` (at IoU ``iou_threshold``) over all detections given; ``recall``, ``precision`` and ``nme`` at

@@ -1,93 +1,152 @@
-"""Re-run phases 2b-3 of a pipeline run with other choices and compare with its deployed model.
+"""The B-FPGM ablation: BO rates vs uniform rates at equal params, SFP vs one-shot FPGM, hard vs smooth masks.
 
-From RUN's distilled model, run the same soft filter pruning and fine-tuning with
-- ``--rates bo`` (RUN's BO-found rates) or ``--rates uniform`` (one rate for every group, the one whose hard-pruned
-  model has the parameter count closest to RUN's deployed model), and
-- ``--mask hard`` or ``--mask smooth`` (sigmoid masks with a decaying temperature),
-then print both models' validation figures (sample-set figures on the sample set).
+Every arm starts from the same distilled student (default: the shipped ``nano-b-distilled``, distilled on the photo
+pool by ``featherface pipeline --config pool``), prunes it with the pool recipe's distillation objective on the same
+seeded subset of pool images for the same number of epochs, fine-tunes it with fixed masks, and hard-prunes it:
+- ``bo-sfp-hard``: the B-FPGM search (its trials on the subset), then soft filter pruning at the rates it found;
+- ``uniform-sfp-hard``: one rate for every group (within each group's bounds), the highest whose deployed model
+  has no more parameters than the BO arm's, same SFP;
+- ``bo-oneshot-hard``: the BO rates, masks fixed once before training (pruned filters frozen: no recovery);
+- ``bo-sfp-smooth``: the BO rates, SFP with smooth (sigmoid-annealed) masks.
+Scored on data no arm trained or selected on: facemask AP at IoU 0.5 and 0.3 (848 labelled real photos), and
+on the pool hold-out (teacher-agreement AP; fine-tuning picks its best epoch there, as the pipeline does).
 
-Usage: python benchmarks/compare_pruning.py RUN [--rates uniform|bo] [--mask hard|smooth]
+    .venv/bin/python benchmarks/compare_pruning.py --out runs/prune-ablation
+
+Resumable (finished arms are kept; a killed one continues its SFP or fine-tune). Writes OUT/ARM/{prune,finetune},
+OUT/results.json, OUT/ablation.png, and prints a markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import json
-import tempfile
 from pathlib import Path
 
-from featherface.checkpoint import load_checkpoint, load_model, save_checkpoint
+from featherface.checkpoint import load_checkpoint, load_model
 from featherface.data.sample import resolve_dataset
 from featherface.detection.api import Detector
 from featherface.evaluation.runner import evaluate_detector
-from featherface.models.detector_net import count_parameters
-from featherface.pipeline import _read_yaml, load_pipeline_config
-from featherface.pruning.groups import LAYER_GROUPS
-from featherface.pruning.masks import apply_masks, compute_masks
-from featherface.pruning.phases import SoftPruningHook, _objective, finetune, load_prune_config, save_masks
-from featherface.pruning.search import pruned_parameter_count
+from featherface.evaluation.voc import evaluate_dataset, format_metric
+from featherface.fileio import save_figure
+from featherface.models.detector_net import DetectorNet, count_parameters
+from featherface.pruning.phases import PruneConfig, finetune, load_prune_config, prune, seeded_subset, soft_prune
+from featherface.pruning.search import SearchConfig, probe_rates
 from featherface.training.config import load_train_config
-from featherface.training.trainer import Trainer
+from featherface.training.distill import distillation_data, load_distill_config
+
+RECIPE = "pool"  # src/featherface/configs/pool.yaml: crops, optimiser, distillation settings, search budget
+POOL = "../shared/data/photos"
+FACEMASK = "../shared/data/facemask"
+TEACHER = "retinaface-mnet025"
+ARMS = ("bo-sfp-hard", "uniform-sfp-hard", "bo-oneshot-hard", "bo-sfp-smooth")
+
+
+def arm_config(base: PruneConfig, arm: str) -> PruneConfig:
+    method = "oneshot" if "oneshot" in arm else "sfp"
+    return dataclasses.replace(base, method=method, mask="smooth" if arm.endswith("smooth") else "hard")
+
+
+def uniform_rates(net: DetectorNet, params: int) -> dict[str, float]:
+    """The one rate (clamped to each group's bounds) whose deployed model has at most ``params`` parameters."""
+    return probe_rates(net, SearchConfig(target_params=params, tolerance=0.0))
+
+
+def score(net: DetectorNet, facemask: list, holdout: list) -> dict[str, float | int | None]:
+    detector = Detector.from_net(net, device="cpu")
+    at_05, detections = evaluate_detector(detector, facemask, progress=False)
+    agreement, _ = evaluate_detector(detector, holdout, progress=False)
+    return {
+        "params": count_parameters(net),
+        "facemask_ap50": at_05.ap,
+        "facemask_ap30": evaluate_dataset(facemask, detections, 0.3).ap,
+        "teacher_agreement_ap": agreement.ap,
+    }
+
+
+def plot(rows: dict[str, dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [("facemask_ap50", "facemask AP@0.5"), ("facemask_ap30", "facemask AP@0.3"),
+            ("teacher_agreement_ap", "teacher-agreement AP")]  # fmt: skip
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / len(rows)
+    for i, (arm, row) in enumerate(rows.items()):
+        ax.bar([k + i * width for k in range(len(keys))], [row[key] or 0.0 for key, _ in keys], width, label=arm)
+    ax.set_xticks([k + 0.4 - width / 2 for k in range(len(keys))], [label for _, label in keys])
+    ax.set_ylabel("AP")
+    ax.set_title("B-FPGM ablation (facemask; pool hold-out)")
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("run")
-    parser.add_argument("--config", default="sample")
-    parser.add_argument("--rates", choices=["uniform", "bo"], default="uniform")
-    parser.add_argument("--mask", choices=["hard", "smooth"], default="hard")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/prune-ablation"))
+    parser.add_argument("--start", default="nano-b-distilled", help="distilled student: zoo name or checkpoint")
+    parser.add_argument("--images", type=int, default=1000, help="seeded subset of pool images every arm trains on")
+    parser.add_argument("--sfp-epochs", type=int, default=3)
+    parser.add_argument("--finetune-epochs", type=int, default=2)
+    parser.add_argument("--trials", type=int, default=20, help="B-FPGM trials of the BO arm")
+    parser.add_argument("--seed", type=int, default=0, help="the subset, the training order and the search's seed")
+    parser.add_argument("--labels-dir", type=Path, default=Path("runs/teacher-labels"), help="teacher-label cache")
+    parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
+    parser.add_argument("--eval-images", type=int, help="score on the first N facemask images (a quick check)")
     args = parser.parse_args()
-    run = Path(args.run)
-    pipe = load_pipeline_config(args.config)
-    train = load_train_config(None, {**(_read_yaml(args.config).get("train") or {}), "data": pipe.data})
-    prune_config = load_prune_config(args.config)
-    prune_config.mask = args.mask
-    teacher = load_model(pipe.teacher)
-    val = resolve_dataset(pipe.val)
-    distilled, _ = load_checkpoint(run / "1-distill" / "best.safetensors")
-    target = count_parameters(load_model(str(run / "3-finetune" / "deployed.safetensors")))
-    if args.rates == "bo":
-        rates = json.loads((run / "2-prune" / "rates.json").read_text())["rates"]
-        label = f"BO rates, {args.mask} masks"
-    else:
-        best = min(
-            (
-                abs(
-                    pruned_parameter_count(distilled, compute_masks(distilled, dict.fromkeys(LAYER_GROUPS, r / 100)))
-                    - target
-                ),
-                r,
-            )
-            for r in range(20, 80)
-        )
-        rates = dict.fromkeys(LAYER_GROUPS, best[1] / 100)
-        label = f"uniform {best[1] / 100:.2f}, {args.mask} masks"
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        net = copy.deepcopy(distilled)
-        hook = SoftPruningHook(rates, prune_config.sfp_epochs, prune_config.mask)
-        sfp = dataclasses.replace(train, epochs=prune_config.sfp_epochs, val_every=10**6)
-        Trainer(
-            net, sfp, tmp / "sfp", objective=_objective(net, sfp, teacher), val_annotations=[], on_epoch_end=hook
-        ).fit()
-        masks = compute_masks(net, rates)
-        apply_masks(net, masks)
-        prune_dir = tmp / "prune"
-        save_checkpoint(net, prune_dir / "soft_pruned.safetensors")
-        save_masks(masks, prune_dir / "masks.safetensors")
-        summary = finetune(prune_dir, train, prune_config, tmp / "ft", val, teacher=teacher)
-        variant, _ = load_checkpoint(summary["deployed"])
-        results = {}
-        pipeline_model = load_model(str(run / "3-finetune" / "deployed.safetensors"))
-        for name, model in (("pipeline (BO rates, hard masks)", pipeline_model), (label, variant)):
-            result, _ = evaluate_detector(Detector.from_net(model, device="cpu"), val, progress=False)
-            results[name] = {
-                "params": count_parameters(model),
-                **{k: result.to_dict()[k] for k in ("ap", "ap50_95", "nme")},
-            }
-    print(json.dumps(results, indent=1))
+
+    teacher = load_model(TEACHER)
+    distill = load_distill_config(RECIPE)
+    train = load_train_config(RECIPE, {"data": f"{POOL}:train", "val": f"{POOL}:holdout", "seed": args.seed})
+    pool, holdout = distillation_data(train.data, train.val, teacher, TEACHER, distill, args.labels_dir)
+    subset = seeded_subset(pool, args.images, train.seed)
+    base = load_prune_config(RECIPE)
+    base = dataclasses.replace(
+        base, sfp_epochs=args.sfp_epochs, finetune_epochs=args.finetune_epochs,
+        search=dataclasses.replace(base.search, trials=args.trials, seed=args.seed),
+    )  # fmt: skip
+    start = load_model(args.start)
+    common = {"val_annotations": holdout, "teacher": teacher, "resume": True, "train_annotations": subset}
+    bo_dir = args.out / "bo-sfp-hard" / "prune"
+    rows, rates_by_arm = {}, {}
+    facemask = resolve_dataset(FACEMASK)[: args.eval_images]
+    for arm in ["bo-sfp-hard", *[a for a in args.arms if a != "bo-sfp-hard"]]:  # the others need the BO rates
+        config = arm_config(base, arm)
+        prune_dir = args.out / arm / "prune"
+        if not (prune_dir / "rates.json").is_file():
+            print(f"== {arm}: pruning", flush=True)
+            if arm == "bo-sfp-hard":
+                prune(start, train, config, prune_dir, distill=distill, **common)
+            else:
+                bo = json.loads((bo_dir / "rates.json").read_text())
+                rates = bo["rates"] if arm.startswith("bo-") else uniform_rates(start, bo["params_pruned"])
+                soft_prune(start, rates, train, config, prune_dir, distill=distill, **common)
+        summary = json.loads((prune_dir / "rates.json").read_text())
+        rates_by_arm[arm] = summary["rates"]
+        deployed = args.out / arm / "finetune" / "deployed.safetensors"
+        if not deployed.is_file():
+            print(f"== {arm}: fine-tuning", flush=True)
+            finetune(prune_dir, train, config, args.out / arm / "finetune", distill=distill, **common)
+        if arm in args.arms:
+            rows[arm] = {**score(load_checkpoint(deployed)[0], facemask, holdout), "rates": summary["rates"]}
+            print(f"{arm}: {json.dumps({k: v for k, v in rows[arm].items() if k != 'rates'})}", flush=True)
+    rows["unpruned (start)"] = {**score(start, facemask, holdout), "rates": {}}  # what pruning starts from
+    settings = {"start": args.start, "images": len(subset), "sfp_epochs": args.sfp_epochs,
+                "finetune_epochs": args.finetune_epochs, "trials": args.trials, "seed": args.seed,
+                "recipe": RECIPE}  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps({"settings": settings, "rows": rows}, indent=1))
+    plot(rows, args.out / "ablation.png")
+    print("| arm | deployed params | facemask AP@0.5 | facemask AP@0.3 | teacher-agreement AP (pool hold-out) "
+          "| rates (be, bl, cbam, bifpn, ssh, heads) |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---|")
+    for arm, row in rows.items():
+        rates = ", ".join(f"{r:.2f}" for r in row["rates"].values()) or "-"
+        aps = " | ".join(format_metric(row[k]) for k in ("facemask_ap50", "facemask_ap30", "teacher_agreement_ap"))
+        print(f"| {arm} | {row['params']:,} | {aps} | {rates} |")
 
 
 if __name__ == "__main__":

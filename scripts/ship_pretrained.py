@@ -54,7 +54,18 @@ def provenance(run: Path, config: str) -> dict:
         "terms": DATA_TERMS,
         "git_commit": _git_commit(),
         "timings_s": report.get("timings_s"),
+        "pruning": _pruning(run),
     }
+
+
+def _pruning(run: Path) -> dict | None:
+    """The rates the B-FPGM search chose and what they gave (the deployed architecture alone does not say)."""
+    path = run / "2-prune" / "rates.json"
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text())
+    keys = ("rates", "best_trial", "study", "target_params", "tolerance", "params_pruned", "method", "mask")
+    return {key: summary.get(key) for key in keys}
 
 
 def main(argv: list[str] | None = None) -> int:

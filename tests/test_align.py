@@ -8,7 +8,15 @@ import cv2
 import numpy as np
 import pytest
 
-from featherface.align import ARCFACE_TEMPLATE, align_face, alignment_matrix, template, umeyama_similarity
+from featherface.align import (
+    ARCFACE_TEMPLATE,
+    DegenerateLandmarks,
+    align_face,
+    alignment_matrix,
+    landmarks_defect,
+    template,
+    umeyama_similarity,
+)
 
 
 def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -133,3 +141,73 @@ def test_crop_cli_writes_one_aligned_crop_per_face_and_an_index(tmp_path, sample
         expected = align_face(cv2.imread(entry["image"]), np.array(entry["landmarks"]))
         assert np.abs(crop.astype(np.float64) - expected).mean() < 0.5
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in inputs.iterdir()} == before
+
+
+def test_landmarks_that_fix_no_alignment_by_hand():
+    assert landmarks_defect(ARCFACE_TEMPLATE) is None
+    assert landmarks_defect(np.full((5, 2), 40.0)) == "landmarks coincide"
+    on_a_line = np.array([[0.0, 0], [10, 5], [20, 10], [30, 15], [40, 20]])  # y = x / 2
+    assert landmarks_defect(on_a_line) == "landmarks collinear"
+    assert landmarks_defect(np.where(np.eye(5, 2, dtype=bool), np.nan, ARCFACE_TEMPLATE)) == "landmarks not finite"
+    # a cross (+-a, 0), (0, +-b), (0, 0): spread sqrt(2) a along x and sqrt(2) b across, ratio b / a
+    for across, defect in ((0.5, "landmarks collinear"), (2.0, None)):  # ratio 0.005 and 0.02 against 0.01
+        cross = np.array([[-100.0, 0], [100, 0], [0, -across], [0, across], [0, 0]])
+        assert landmarks_defect(cross) == defect
+    with pytest.raises(DegenerateLandmarks, match="collinear"):
+        alignment_matrix(on_a_line)
+    with pytest.raises(DegenerateLandmarks, match="coincide"):
+        align_face(np.zeros((50, 50, 3), np.uint8), np.full((5, 2), 25.0))
+
+
+def faces_with_two_unalignable(landmarks: np.ndarray):
+    """Three faces: every point at (200, 200), the given landmarks, five points on a line."""
+    from featherface.detection.postprocess import Detections
+
+    points = np.stack(
+        [np.full((5, 2), 200.0), landmarks, [[100.0, 100], [120, 110], [140, 120], [160, 130], [180, 140]]]
+    ).astype(np.float32)
+    boxes = np.concatenate([points.min(axis=1) - 10, points.max(axis=1) + 10], axis=1)
+    return Detections(boxes, np.array([0.9, 0.8, 0.7], np.float32), points)
+
+
+def test_a_face_that_cannot_be_aligned_is_skipped_and_the_others_cropped(tmp_path, upright):
+    from featherface.crops import crop_results
+    from featherface.detection.sources import OutputGuard, Source
+    from featherface.detection.stream import Result
+
+    image, landmarks = upright
+    faces = faces_with_two_unalignable(landmarks)
+    source = Source.of(tmp_path / "photo.jpg", Path("photo.jpg"))
+    out = tmp_path / "crops"
+    entries = list(crop_results([Result(source, image, faces)], out, OutputGuard([source])))
+    assert [e["crop"] for e in entries] == [None, str(out / "photo.jpg.face1.png"), None]
+    assert [e.get("skipped") for e in entries] == ["landmarks coincide", None, "landmarks collinear"]
+    assert [e["score"] for e in entries] == pytest.approx([0.9, 0.8, 0.7])  # every face listed, in order
+    assert sorted(p.name for p in out.iterdir()) == ["photo.jpg.face1.png"]
+    # the face that can be aligned is cropped exactly as alone (PNG: the same pixels)
+    assert np.array_equal(cv2.imread(str(out / "photo.jpg.face1.png")), align_face(image, faces.landmarks[1]))
+
+
+def test_crop_cli_counts_faces_it_cannot_align_and_goes_on(capsys, monkeypatch, tmp_path, sample_images, upright):
+    import json
+    import shutil
+
+    from featherface.cli import main
+    from featherface.detection.api import Detector
+
+    _, landmarks = upright
+    faces = faces_with_two_unalignable(landmarks)
+    monkeypatch.setattr(Detector, "detect_batch", lambda self, images, **options: [faces for _ in images])
+    inputs, out = tmp_path / "in", tmp_path / "crops"
+    inputs.mkdir()
+    shutil.copy(sample_images / "astronaut.jpg", inputs)
+    assert main(["crop", str(inputs), "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert "1 aligned 112x112 crop(s) from 1 file(s)" in stdout
+    assert "2 face(s) without a crop (1 landmarks coincide, 1 landmarks collinear)" in stdout
+    index = json.loads((out / "crops.json").read_text())
+    assert [(Path(e["crop"]).name if e["crop"] else e["skipped"]) for e in index] == [
+        "landmarks coincide",
+        "astronaut.jpg.face1.png",
+        "landmarks collinear",
+    ]

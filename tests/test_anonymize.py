@@ -125,3 +125,115 @@ def test_bad_mode_and_an_output_over_the_inputs_are_refused(capsys, tmp_path, sa
     assert digests(inputs) == before_bytes
     with pytest.raises(SystemExit):
         main(["anonymize", str(inputs), "--out", str(tmp_path / "o"), "--mode", "smudge"])
+
+
+def test_a_tracked_face_the_detector_misses_is_predicted_for_max_age_frames(tmp_path):
+    from featherface.anonymize import hidden_boxes
+    from featherface.detection.sources import Source
+    from featherface.detection.stream import detect_video
+    from featherface.tracking import TrackerConfig
+
+    from .scripted import ScriptedDetector, write_video
+
+    face, nothing = np.array([[40.0, 30, 80, 80]]), np.zeros((0, 4))
+    # a face that stands still, seen in frames 0-2, missed in 3-9, seen again in 10-11
+    script = [face] * 3 + [nothing] * 7 + [face] * 2
+    video = write_video(tmp_path / "clip.mp4", [np.full((96, 128, 3), 100, np.uint8)] * 12)
+    config = TrackerConfig(smooth=False)  # max_age 5
+    results = list(detect_video(ScriptedDetector(script), Source.video(video), 4, tracker_config=config))
+    assert len(results) == 12
+    missed = [len(r.missed_boxes) for r in results]
+    # a still face's filter has no velocity: its prediction is the face's box exactly, for 5 missed frames; the
+    # 6th miss ends the track, and the face seen again is a new track
+    assert missed == [0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0]
+    for r in results[3:8]:
+        np.testing.assert_allclose(r.missed_boxes, face, atol=1e-4)
+        np.testing.assert_allclose(hidden_boxes(r), face, atol=1e-4)
+    assert [r.track_ids.tolist() for r in results] == [[0]] * 3 + [[]] * 7 + [[1]] * 2
+    assert all(len(hidden_boxes(r)) == 0 for r in results[8:10])
+
+
+def test_a_one_frame_detection_miss_does_not_show_the_face_in_an_anonymised_video(tmp_path):
+    from featherface.anonymize import anonymize_files
+    from featherface.detection.sources import Source
+
+    from .scripted import ScriptedDetector, write_video
+
+    # a white 40 x 40 "face" crossing a grey frame 6 px per frame; the detector misses it in frame 4
+    boxes = [np.array([[20.0 + 6 * i, 40, 60 + 6 * i, 80]]) for i in range(8)]
+    frames = []
+    for x1, y1, x2, y2 in (b[0].astype(int) for b in boxes):
+        frame = np.full((120, 160, 3), 100, np.uint8)
+        frame[y1:y2, x1:x2] = 255
+        frames.append(frame)
+    (tmp_path / "in").mkdir()
+    video = write_video(tmp_path / "in" / "walk.mp4", frames)
+    script = [b if i != 4 else np.zeros((0, 4)) for i, b in enumerate(boxes)]
+    solid = AnonymizeConfig(mode="solid")
+
+    def white_share_of_the_face(out_dir, track: bool) -> tuple[list[float], dict]:
+        (entry,) = anonymize_files(ScriptedDetector(script), [Source.video(video)], out_dir, solid, track=track)
+        capture, shares = cv2.VideoCapture(str(entry.output)), []
+        for x1, y1, x2, y2 in (b[0].astype(int) for b in boxes):
+            ok, frame = capture.read()
+            assert ok
+            shares.append(float((frame[y1:y2, x1:x2] > 180).all(axis=-1).mean()))
+        capture.release()
+        return shares, entry.to_json()
+
+    tracked, entry = white_share_of_the_face(tmp_path / "tracked", track=True)
+    # measured: no pixel of the face's box left white in any frame, the missed frame 4 included
+    assert max(tracked) < 0.01, tracked
+    assert entry["frames"] == 8 and entry["faces"] == 8 and entry["predicted"] == 1
+    untracked, entry = white_share_of_the_face(tmp_path / "untracked", track=False)
+    # without the tracker, frame 4 shows the whole face; the others are hidden as before
+    assert untracked[4] > 0.95 and max(untracked[:4] + untracked[5:]) < 0.01, untracked
+    assert entry["faces"] == 7 and entry["predicted"] == 0
+
+
+def test_a_video_whose_output_cannot_be_written_costs_one_entry_not_the_run(tmp_path, monkeypatch):
+    from featherface.anonymize import anonymize_files
+    from featherface.detection import sources
+    from featherface.detection.sources import Source
+
+    from .scripted import ScriptedDetector, write_video
+
+    (tmp_path / "in").mkdir()
+    frames = [np.full((64, 80, 3), 100, np.uint8) for _ in range(4)]
+    videos = [write_video(tmp_path / "in" / f"{name}.mp4", frames) for name in ("a", "b")]
+    before = {v: v.read_bytes() for v in videos}
+    script = [np.array([[10.0, 10, 40, 40]])] * 8
+
+    def run(out):
+        found = anonymize_files(ScriptedDetector(script), [Source.video(v) for v in videos], out, track=False)
+        return [entry.to_json() for entry in found]
+
+    written_b = {"input": str(videos[1]), "output": str(tmp_path / "{}" / "b.mp4"), "faces": 4, "frames": 4,
+                 "predicted": 0}  # fmt: skip
+
+    # at the first frame: a folder where a.mp4's temporary file goes
+    (tmp_path / "blocked" / ".a.partial.mp4").mkdir(parents=True)
+    entries = run(tmp_path / "blocked")
+    assert entries[1] == {**written_b, "output": str(tmp_path / "blocked" / "b.mp4")}
+    assert entries[0]["input"] == str(videos[0]) and set(entries[0]) == {"input", "error"}
+    assert entries[0]["error"].startswith("output not written: ") and "mp4v" in entries[0]["error"]
+    assert sorted(p.name for p in (tmp_path / "blocked").iterdir()) == [".a.partial.mp4", "b.mp4"]
+
+    # mid-video: the disk fills at a's third frame; its partial file is removed, b is still written
+    real_write, calls = sources.VideoOutput.write, []
+
+    def write(self, frame):
+        calls.append(self.path.name)
+        if self.path.name == "a.mp4" and calls.count("a.mp4") == 3:
+            raise OSError(28, "No space left on device")
+        real_write(self, frame)
+
+    monkeypatch.setattr(sources.VideoOutput, "write", write)
+    entries = run(tmp_path / "full")
+    assert entries == [
+        {"input": str(videos[0]), "error": "output not written: No space left on device"},
+        {**written_b, "output": str(tmp_path / "full" / "b.mp4")},
+    ]
+    assert calls == ["a.mp4"] * 3 + ["b.mp4"] * 4  # a's fourth frame is not written after the failure
+    assert sorted(p.name for p in (tmp_path / "full").iterdir()) == ["b.mp4"]
+    assert {v: v.read_bytes() for v in videos} == before

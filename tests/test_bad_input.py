@@ -302,6 +302,27 @@ def test_strict_training_fails_before_the_first_step_naming_file_and_line(capsys
     assert snapshot(label.parent) == before
 
 
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        (lambda image: image.write_bytes(b"not a photo"), "unreadable image ({image}: not a readable image)"),
+        (lambda image: image.unlink(), "image file {image} not found"),
+    ],
+)
+def test_strict_training_names_a_bad_image_and_its_label_line_before_the_first_step(
+    capsys, tmp_path, tiny_config, spoil, message
+):
+    # issue 13: these surfaced mid-epoch as "Caught LabelError in DataLoader worker process 0", no file or line
+    label = make_dataset(tmp_path / "data", good_labels())
+    image = tmp_path / "data" / "images" / "camera.jpg"
+    spoil(image)
+    before = snapshot(label.parent)
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, *train_argv(label, run, tiny_config, "--strict"))
+    assert one_line_error(code, err) == f"featherface train: error: {label}:3: {message.format(image=image)}"
+    assert not run.exists() and snapshot(label.parent) == before
+
+
 def test_strict_unreadable_image_names_its_label_line(tmp_path):
     label = make_dataset(tmp_path, good_labels())
     (tmp_path / "images" / "camera.jpg").write_bytes(b"not a photo")
@@ -369,6 +390,156 @@ def test_a_set_without_faces_reports_ap_as_undefined(capsys, tmp_path):
     result = json.loads(out.read_text())
     assert result["ap"] is None and result["ap50_95"] is None and result["recall"] is None
     assert result["num_faces"] == 0
+
+
+# ------------------------------------------------------------------------------------- outputs not written
+def three_photos(root: Path) -> list[Path]:
+    """astronaut.jpg; camera.jfif (a JPEG under a suffix OpenCV reads by content but has no encoder for);
+    grace.jpg. Each 512 x 512 with one face."""
+    root.mkdir(parents=True)
+    images = sample_root() / "images"
+    pairs = [
+        ("astronaut.jpg", "astronaut.jpg"),
+        ("camera.jpg", "camera.jfif"),
+        ("grace_hopper_512x512.jpg", "grace.jpg"),
+    ]
+    for name, copy in pairs:
+        shutil.copy(images / name, root / copy)
+    return [root / copy for _, copy in pairs]
+
+
+def test_detect_skips_counts_and_lists_a_drawn_copy_it_cannot_write(capsys, tmp_path):
+    photos = three_photos(tmp_path / "photos")
+    drawn, out = tmp_path / "drawn", tmp_path / "det.json"
+    (drawn / "grace.jpg").mkdir(parents=True)  # a folder where grace's drawn copy would go: the rename fails
+    before = snapshot(tmp_path / "photos")
+    model = ["--model", "retinaface-mnet025", "--device", "cpu"]
+    code, _, err = run_cli(capsys, "detect", *photos, "--save-dir", drawn, "--json", out, *model)
+    assert code == 0, err
+    assert (
+        f"warning: skipped 2 of 3 file(s): 1 output not written: could not encode the image as .jfif (first: "
+        f"{photos[1]}), 1 output not written: Is a directory (first: {photos[2]}); listed in the JSON output"
+    ) in err
+    # the other image is still drawn; no temp file of the failed writes is left behind
+    assert sorted(p.relative_to(drawn).as_posix() for p in drawn.rglob("*")) == ["astronaut.jpg", "grace.jpg"]
+    assert cv2.imread(str(drawn / "astronaut.jpg")).shape == (512, 512, 3) and (drawn / "grace.jpg").is_dir()
+    entries = json.loads(out.read_text())
+    assert [(e["image"], e.get("error")) for e in entries] == [
+        (str(photos[0]), None),
+        (str(photos[1]), "output not written: could not encode the image as .jfif"),
+        (str(photos[2]), "output not written: Is a directory"),
+    ]
+    # the faces found are kept: the same as without --save-dir
+    code, _, err = run_cli(capsys, "detect", *photos, "--json", tmp_path / "plain.json", *model)
+    assert code == 0, err
+    plain = json.loads((tmp_path / "plain.json").read_text())
+    assert [(e["width"], e["height"], e["faces"]) for e in entries] == [
+        (e["width"], e["height"], e["faces"]) for e in plain
+    ]
+    assert all(len(e["faces"]) == 1 for e in plain)
+    assert snapshot(tmp_path / "photos") == before
+
+    code, _, err = run_cli(capsys, "detect", *photos, "--save-dir", tmp_path / "d2", "--strict", *model)
+    line = one_line_error(code, err)  # the "(--strict)" note after it belongs to SkippedFiles' own test
+    assert line.startswith(
+        f"featherface detect: error: {photos[1]}: output not written: could not encode the image as .jfif ("
+    )
+
+
+def test_anonymize_skips_counts_and_lists_an_output_it_cannot_write(capsys, tmp_path):
+    photos = three_photos(tmp_path / "photos")
+    out, index = tmp_path / "anon", tmp_path / "anon.json"
+    before = snapshot(tmp_path / "photos")
+    code, _, err = run_cli(capsys, "anonymize", *photos, "--out", out, "--json", index, "--model", "retinaface-mnet025",
+                           "--device", "cpu")  # fmt: skip
+    assert code == 0, err
+    assert (
+        f"warning: skipped 1 of 3 file(s): 1 output not written: could not encode the image as .jfif (first: "
+        f"{photos[1]})"
+    ) in err
+    assert json.loads(index.read_text()) == [
+        {"input": str(photos[0]), "output": str(out / "astronaut.jpg"), "faces": 1},
+        {"input": str(photos[1]), "error": "output not written: could not encode the image as .jfif"},
+        {"input": str(photos[2]), "output": str(out / "grace.jpg"), "faces": 1},
+    ]
+    assert sorted(p.name for p in out.iterdir()) == ["astronaut.jpg", "grace.jpg"]
+    assert snapshot(tmp_path / "photos") == before
+
+
+def test_evaluate_save_dir_over_the_images_or_json_over_an_image_is_refused(capsys, tmp_path):
+    label = make_dataset(tmp_path / "data", good_labels())
+    images = tmp_path / "data" / "images"
+    before = snapshot(label.parent)
+    evaluate = ["evaluate", "--model", "retinaface-mnet025", "--data", label, "--device", "cpu"]
+    code, _, err = run_cli(capsys, *evaluate, "--save-dir", images)
+    assert one_line_error(code, err) == (
+        f"featherface evaluate: error: {images / 'astronaut.jpg'}: refusing to overwrite the input "
+        f"{images / 'astronaut.jpg'}; choose an output folder apart from the inputs"
+    )
+    code, _, err = run_cli(capsys, *evaluate, "--json", images / "camera.jpg")
+    assert f"{images / 'camera.jpg'}: refusing to overwrite the input" in one_line_error(code, err)
+    assert snapshot(label.parent) == before
+
+
+def test_evaluate_drawn_copies_mirror_relative_paths_so_names_cannot_collide(capsys, tmp_path):
+    # a/x.jpg, b/x.jpg, y.jpg, y.png: the old names ({stem}.png) gave 2 files for 4 images
+    images = tmp_path / "data" / "images"
+    (images / "a").mkdir(parents=True)
+    (images / "b").mkdir()
+    sample = sample_root() / "images"
+    shutil.copy(sample / "astronaut.jpg", images / "a" / "x.jpg")
+    shutil.copy(sample / "camera.jpg", images / "b" / "x.jpg")
+    shutil.copy(sample / "astronaut.jpg", images / "y.jpg")
+    cv2.imwrite(str(images / "y.png"), cv2.imread(str(sample / "camera.jpg")))
+    label = tmp_path / "data" / "label.txt"
+    label.write_text(f"# a/x.jpg\n{ASTRONAUT}\n# b/x.jpg\n{CAMERA}\n# y.jpg\n{ASTRONAUT}\n# y.png\n{CAMERA}\n")
+    before = snapshot(label.parent)
+    drawn, out = tmp_path / "drawn", tmp_path / "eval.json"
+    code, _, err = run_cli(capsys, "evaluate", "--model", "retinaface-mnet025", "--data", label, "--save-dir", drawn,
+                           "--json", out, "--device", "cpu")  # fmt: skip
+    assert code == 0, err
+    written = sorted(p.relative_to(drawn).as_posix() for p in drawn.rglob("*") if p.is_file())
+    assert written == ["a/x.jpg", "b/x.jpg", "y.jpg", "y.png"]
+    for name in written:  # each the image it mirrors, with the face drawn on it
+        copy, original = cv2.imread(str(drawn / name)), cv2.imread(str(images / name))
+        assert copy.shape == original.shape and not np.array_equal(copy, original)
+    # a lossless copy differs from its image only where the drawing is: inside the labelled face's box, grown
+    copy, original = cv2.imread(str(drawn / "y.png")).astype(int), cv2.imread(str(images / "y.png")).astype(int)
+    changed = np.argwhere((copy != original).any(axis=2))
+    x, y, w, h = (float(v) for v in CAMERA.split()[:4])
+    assert changed[:, 1].min() >= x - 20 and changed[:, 1].max() <= x + w + 20
+    assert changed[:, 0].min() >= y - 20 and changed[:, 0].max() <= y + h + 20
+    assert json.loads(out.read_text())["errors"] == []
+    assert snapshot(label.parent) == before
+
+
+def test_evaluate_lists_a_voc_xml_whose_image_is_missing(capsys, tmp_path):
+    root = tmp_path / "voc"
+    (root / "annotations").mkdir(parents=True)
+    (root / "images").mkdir()
+    shutil.copy(sample_root() / "images" / "astronaut.jpg", root / "images" / "a.jpg")
+    x, y, w, h = (round(float(v)) for v in ASTRONAUT.split()[:4])
+    face = f"<object><name>face</name><bndbox><xmin>{x + 1}</xmin><ymin>{y + 1}</ymin><xmax>{x + w}</xmax>"
+    face += f"<ymax>{y + h}</ymax></bndbox></object>"
+    (root / "annotations" / "a.xml").write_text(f"<annotation><filename>a.jpg</filename>{face}</annotation>")
+    (root / "annotations" / "c.xml").write_text(f"<annotation><filename>c.jpg</filename>{face}</annotation>")
+    (root / "annotations" / "d.xml").write_text("<annotation>\n<object>\n</annotation>\n")  # malformed
+    before = snapshot(root)
+    out = tmp_path / "eval.json"
+    code, _, err = run_cli(
+        capsys, "evaluate", "--model", "retinaface-mnet025", "--data", root, "--json", out, "--device", "cpu"
+    )
+    assert code == 0, err
+    c, d = root / "annotations" / "c.xml", root / "annotations" / "d.xml"
+    assert f"warning: skipped 1 x missing image file (at {c}); 1 x malformed XML (at {d}:3)" in err
+    result = json.loads(out.read_text())
+    assert result["errors"] == [
+        {"path": str(root / "images" / "c.jpg"), "reason": "missing image file", "where": str(c)},
+        {"path": str(d), "reason": "malformed XML", "where": f"{d}:3"},
+    ]
+    assert result["skipped"] == {"missing image file": 1, "malformed XML": 1}
+    assert [row["image"] for row in result["per_image"]] == ["a.jpg"] and result["num_faces"] == 1
+    assert snapshot(root) == before
 
 
 # ----------------------------------------------------------------------------------------------- pruning

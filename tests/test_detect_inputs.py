@@ -131,6 +131,14 @@ def test_the_api_iterator_yields_a_failure_as_a_result_in_order(photos):
     assert [r.source.relative.as_posix() for r in results] == order
     assert [r.error for r in results] == [None, None, None, "not a readable image", None, None]
     assert [len(r.detections) for r in results if r.ok] == [1] * 5
+    # a Python caller counts them as the CLI does
+    from featherface.detection.stream import SkippedFiles
+
+    skipped = SkippedFiles(len(results))
+    for result in results:
+        if not result.ok:
+            skipped.add(result.name, result.error)
+    assert skipped.finish() == f"1 of 6 file(s): 1 not a readable image (first: {photos / 'bad.png'})"
 
 
 def test_a_drawn_copy_of_a_gray_only_format_is_written_gray(tmp_path):
@@ -144,3 +152,122 @@ def test_a_drawn_copy_of_a_gray_only_format_is_written_gray(tmp_path):
     write_image(tmp_path / "x.pgm", image)
     back = cv2.imread(str(tmp_path / "x.pgm"), cv2.IMREAD_UNCHANGED)
     assert back.shape == (8, 8) and back[3, 3] == 200 and back[0, 0] == 0
+
+
+def test_skipped_files_are_counted_by_reason_in_one_line():
+    from featherface.detection.stream import SkippedFiles
+
+    skipped = SkippedFiles(total=5)
+    skipped.add("a.jpg", "not a readable image")
+    skipped.add("clip.mp4", "video has no readable frames")
+    skipped.add("c.jpg", "not a readable image")
+    assert skipped.count == 3
+    # reasons in the order first met, each with its count and first file
+    assert skipped.finish() == (
+        "3 of 5 file(s): 2 not a readable image (first: a.jpg), 1 video has no readable frames (first: clip.mp4)"
+    )
+    assert SkippedFiles(total=5).finish() is None  # nothing skipped: nothing to say
+
+
+def test_skipped_files_raise_when_strict_or_when_nothing_could_be_read():
+    from featherface.detection.stream import InputError, SkippedFiles
+
+    with pytest.raises(InputError) as raised:
+        SkippedFiles(total=5, strict=True).add("a.jpg", "not a readable image")
+    assert str(raised.value) == "a.jpg: not a readable image (strict)"
+    with pytest.raises(InputError) as raised:  # as the CLI names the setting
+        SkippedFiles(total=5, strict=True, strict_name="--strict").add("a.jpg", "not a readable image")
+    assert str(raised.value) == "a.jpg: not a readable image (--strict)"
+    everything = SkippedFiles(total=2)
+    everything.add("a.jpg", "not a readable image")
+    everything.add("b.jpg", "not a readable image")
+    with pytest.raises(InputError) as raised:
+        everything.finish()
+    assert str(raised.value) == "no input could be read: 2 of 2 file(s): 2 not a readable image (first: a.jpg)"
+    alone = SkippedFiles(total=1)
+    alone.add("a.jpg", "not a readable image")
+    with pytest.raises(InputError) as raised:
+        alone.finish()
+    assert str(raised.value) == "a.jpg: not a readable image"  # one file: its own reason, as a plain error
+
+
+def recorded_readers(monkeypatch) -> list:
+    """Every VideoReader that detect_video opens from now on; each notes whether a read-ahead thread was still
+    running when its capture was released (``reading_at_release``)."""
+    from featherface.detection import stream
+
+    opened = []
+
+    class RecordedReader(stream.VideoReader):
+        def __init__(self, path) -> None:
+            super().__init__(path)
+            self.reading_at_release = None
+            opened.append(self)
+
+        def close(self) -> None:
+            self.reading_at_release = any(t.is_alive() for t in read_ahead_threads())
+            super().close()
+
+    monkeypatch.setattr(stream, "VideoReader", RecordedReader)
+    return opened
+
+
+def read_ahead_threads() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "read-ahead"]
+
+
+@pytest.fixture()
+def thirty_frames(tmp_path):
+    import numpy as np
+
+    from .scripted import write_video
+
+    return write_video(tmp_path / "clip.mp4", [np.full((64, 64, 3), 8 * i, np.uint8) for i in range(30)])
+
+
+def test_closing_a_video_iterator_early_stops_its_reader_thread_and_releases_the_video(monkeypatch, thirty_frames):
+    import numpy as np
+
+    from featherface.detection.sources import Source
+    from featherface.detection.stream import detect_video
+
+    from .scripted import ScriptedDetector
+
+    opened = recorded_readers(monkeypatch)
+    results = detect_video(ScriptedDetector([np.zeros((0, 4))] * 30), Source.video(thirty_frames), batch_size=2)
+    assert next(results).frame == 0
+    (thread,), (reader,) = read_ahead_threads(), opened
+    # 2 frames taken, at most 4 read ahead of 30: the thread is still reading
+    assert thread.is_alive() and reader.capture.isOpened()
+    results.close()
+    assert not thread.is_alive()
+    assert not reader.capture.isOpened()
+    assert reader.reading_at_release is False  # the thread was stopped before the capture it reads was released
+
+
+def test_a_consumer_that_breaks_out_of_a_pipeline_stage_stops_the_reader_and_leaves_no_video(
+    monkeypatch, tmp_path, thirty_frames
+):
+    from contextlib import closing
+
+    import numpy as np
+
+    from featherface.detection.sources import Source
+    from featherface.detection.stream import detect_video, write_rendered
+
+    from .scripted import ScriptedDetector
+
+    opened = recorded_readers(monkeypatch)
+    results = detect_video(ScriptedDetector([np.zeros((0, 4))] * 30), Source.video(thirty_frames), batch_size=2)
+    target = tmp_path / "out" / "clip.mp4"
+    with closing(write_rendered(results, {thirty_frames: target}, lambda r: r.image)) as rendered:
+        for result in rendered:
+            (thread,) = read_ahead_threads()
+            assert result.frame == 0 and thread.is_alive()
+            break
+    # closing the outer stage closed the video iterator inside it: thread stopped, capture released, no video
+    (reader,) = opened
+    assert not thread.is_alive() and not reader.capture.isOpened() and reader.reading_at_release is False
+    assert not target.exists() and list(target.parent.iterdir()) == []

@@ -181,3 +181,23 @@ def test_a_20000_by_300_strip_keeps_its_faces(detector, sample_images):
     assert len(truth) > 100 and once >= len(truth) - 2 and extra <= 2
     # the old behaviour, the strip squeezed to 4096 px in one pass: measured 17 boxes, 13 of them faces
     assert len(detector.detect(strip, size=4096)) < len(truth) / 4
+
+
+def test_a_size_above_the_network_cap_is_tiled_at_that_size(capsys, monkeypatch, tmp_path):
+    # issue 13: --size could not lift the 4096-px cap: a 20000 x 300 strip at --size 8192 ran squeezed to 4096
+    from featherface.cli import main
+
+    factors = []
+    tiled = Detector.detect_tiled
+
+    def recorded(self, image, factor, max_face=None):
+        factors.append(factor)
+        return tiled(self, image, factor, max_face)
+
+    monkeypatch.setattr(Detector, "detect_tiled", recorded)
+    strip = tmp_path / "strip.png"
+    cv2.imwrite(str(strip), np.full((300, 20000, 3), 90, np.uint8))
+    for size in (8192, 4096):  # 4096 fits one pass: not tiled
+        assert main(["detect", str(strip), "--size", str(size), "--model", "retinaface-mnet025"]) == 0
+    assert factors == [8192 / 20000]
+    assert capsys.readouterr().out.splitlines() == [f"{strip}: 0 face(s)"] * 2

@@ -397,3 +397,29 @@ def test_relative_latency_probe_times_deployment_graphs():
     masks = compute_masks(net, probe_rates(net, SearchConfig()))
     ratio = probe(pruned_config(net, masks))
     assert math.isfinite(ratio) and ratio > 0
+
+
+def test_trials_with_the_same_widths_reuse_the_first_ones_scores(tmp_path, monkeypatch):
+    """Rates inside one width step keep the same filters, so a trial repeating an earlier one is not retrained."""
+    net = create_model("nano-b", pretrained=False)
+    config = SearchConfig(trials=3)
+    probe = probe_rates(net, config)
+    # every trial suggests the probe's rates, nudged inside the same width step for trials after the first
+    monkeypatch.setattr(
+        ProbeFirstSampler,
+        "sample_independent",
+        lambda self, study, trial, name, dist: probe[name] + 1e-6 * trial.number,
+    )
+    calls = []
+
+    def evaluate(candidate, masks):
+        calls.append(masks)
+        return {"val_loss": 3.5, "worker": 7}  # any score the evaluation returns is reused with the loss
+
+    study = run_search(net, evaluate, config, f"sqlite:///{tmp_path / 's.db'}", None)
+    assert len(calls) == 1
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert [t.user_attrs.get("same_widths_as") for t in trials] == [None, 0, 0]
+    assert [t.value for t in trials] == [-3.5, -3.5, -3.5]
+    assert trials[1].user_attrs["widths"] == trials[0].user_attrs["widths"]
+    assert [t.user_attrs["worker"] for t in trials] == [7, 7, 7]

@@ -12,10 +12,11 @@ import optuna
 import pytest
 import torch
 
+from featherface.checkpoint import load_checkpoint
 from featherface.models.zoo import create_model
 from featherface.pruning.hard import hard_prune
 from featherface.pruning.masks import apply_masks, compute_masks
-from featherface.pruning.phases import PruneConfig, SoftPruningHook, _soft_prune, load_masks
+from featherface.pruning.phases import PruneConfig, SoftPruningHook, load_masks, soft_prune
 from featherface.pruning.search import STUDY_PREFIX, SearchConfig, run_search
 from featherface.training.config import load_train_config
 
@@ -77,9 +78,9 @@ def test_hard_pruning_uses_the_final_sfp_masks_and_equals_the_masked_network(tmp
     net = randomize_batchnorm(create_model("nano-b"))
     rates = {"backbone_late": 0.3, "cbam": 0.3, "bifpn": 0.3, "ssh": 0.3, "heads": 0.2}
     config = PruneConfig(sfp_epochs=2)
-    pruned, masks = _soft_prune(
-        net, rates, train, config, tmp_path / "sfp", load_sample("train"), None, None, resume=False
-    )
+    soft_prune(net, rates, train, config, tmp_path, load_sample("val"), train_annotations=load_sample("train"))
+    pruned, _ = load_checkpoint(tmp_path / "soft_pruned.safetensors")
+    masks = load_masks(tmp_path / "masks.safetensors")
     assert {k: v.tolist() for k, v in masks.items()} == {
         k: v.tolist() for k, v in load_masks(tmp_path / "sfp" / "masks.safetensors").items()
     }
@@ -110,10 +111,12 @@ def test_oneshot_pruning_keeps_its_first_masks(tmp_path):
     net = randomize_batchnorm(create_model("nano-b"))
     rates = {"backbone_late": 0.3, "bifpn": 0.3}
     first = compute_masks(net, rates)
-    pruned, masks = _soft_prune(
-        net, rates, train, PruneConfig(sfp_epochs=1, method="oneshot"), tmp_path / "sfp", load_sample("train"),
-        None, None, resume=False,
+    soft_prune(
+        net, rates, train, PruneConfig(sfp_epochs=1, method="oneshot"), tmp_path, load_sample("val"),
+        train_annotations=load_sample("train"),
     )  # fmt: skip
+    pruned, _ = load_checkpoint(tmp_path / "soft_pruned.safetensors")
+    masks = load_masks(tmp_path / "masks.safetensors")
     assert all(torch.equal(masks[k], first[k]) for k in first)
     assert (pruned.backbone.blocks[5].pw.conv.weight[~first["block5"]] == 0).all()  # frozen at zero
 

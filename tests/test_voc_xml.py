@@ -64,6 +64,11 @@ def test_missing_image_is_counted_and_skipped(facemask_like):
     assert [a.name for a in annotations] == ["a.jpg", "b.jpg"]
     assert dict(report.skipped) == {"missing image file": 1}
     assert report.first_seen["missing image file"].endswith("c.xml")
+    c = facemask_like / "annotations" / "c.xml"  # listed too (evaluate's JSON errors), by the image it names
+    assert report.files == [
+        {"path": str(facemask_like / "images" / "c.jpg"), "reason": "missing image file", "where": str(c),
+         "detail": f"{facemask_like / 'images' / 'c.jpg'} not found"}
+    ]  # fmt: skip
 
 
 def test_missing_image_is_fatal_when_strict(facemask_like):

@@ -5,6 +5,10 @@ A privacy tool fails when it misses a face, so its defaults favour recall: a sco
 each box, with an ellipse inscribed in the grown box. An ellipse inscribed in a box grown by ``m`` on every side
 covers the original box's corners when ``(1 + 2m)² >= 2``, i.e. ``m >= 0.21``: at 0.25 the whole detected box is
 hidden, and the ellipse follows the head's outline instead of leaving a hard rectangle.
+
+On video, the detector missing a face for one frame would show it for that frame: faces are tracked
+(:class:`~featherface.tracking.FaceTracker`), and a face seen within the tracker's ``max_age`` frames but missed in
+this one is hidden where the tracker predicts it.
 """
 
 from __future__ import annotations
@@ -94,16 +98,27 @@ def anonymize_image(image: np.ndarray, boxes: np.ndarray, config: AnonymizeConfi
     return out
 
 
+def hidden_boxes(result: Result) -> np.ndarray:
+    """What to hide in one readable result, xyxy ``(K + M, 4)``: its faces, then (tracked video frames) the
+    tracker's predicted boxes of the faces it follows that this frame's detections missed."""
+    boxes = result.detections.boxes.reshape(-1, 4)
+    if result.missed_boxes is None or not len(result.missed_boxes):
+        return boxes
+    return np.concatenate([boxes, result.missed_boxes.astype(boxes.dtype)])
+
+
 @dataclass
 class Anonymized:
     """One input file: where its anonymised copy went and how many faces were hidden (summed over a video's
-    frames), or why it could not be read."""
+    frames; ``predicted``: of those, faces the detector missed, hidden where the tracker predicted them), or why it
+    could not be read."""
 
     input: Path
     output: Path | None
     faces: int = 0
     frames: int | None = None
     error: str | None = None
+    predicted: int = 0
 
     def to_json(self) -> dict[str, Any]:
         if self.error is not None:
@@ -111,37 +126,48 @@ class Anonymized:
         entry = {"input": str(self.input), "output": str(self.output), "faces": self.faces}
         if self.frames is not None:
             entry["frames"] = self.frames
+            entry["predicted"] = self.predicted
         return entry
 
 
 def anonymize_results(
     results: Iterable[Result], outputs: dict[Path, Path], config: AnonymizeConfig | None = None
 ) -> Iterator[Anonymized]:
-    """Write each result's anonymised image (video frames into one video per source) to ``outputs[path]``; one
-    :class:`Anonymized` per input file, in order."""
-    from featherface.detection.stream import write_rendered
+    """Write each result's anonymised image (video frames into one video per source) to ``outputs[path]``: its
+    :func:`hidden_boxes` hidden. One :class:`Anonymized` per input file, in order."""
+    from featherface.detection.stream import close_iterator, write_rendered
 
     config = config or AnonymizeConfig()
 
     def render(result: Result) -> np.ndarray:
-        return anonymize_image(result.image, result.detections.boxes, config)
+        return anonymize_image(result.image, hidden_boxes(result), config)
 
+    written = write_rendered(results, outputs, render)
     current: Anonymized | None = None
-    for result in write_rendered(results, outputs, render):
-        path = result.source.path
-        if current is not None and current.input != path:
+    failed: Path | None = None  # a file already reported as failed (a video's later frames are not written)
+    try:
+        for result in written:
+            path = result.source.path
+            if current is not None and current.input != path:
+                yield current
+                current = None
+            if path == failed:
+                continue
+            if not result.ok:
+                current, failed = None, path  # a video failing mid-way: no output, one entry
+                yield Anonymized(path, None, error=result.error)
+                continue
+            if current is None:
+                current = Anonymized(path, outputs[path], frames=None if result.frame is None else 0)
+            hidden = len(hidden_boxes(result))
+            current.faces += hidden
+            current.predicted += hidden - len(result.detections)
+            if current.frames is not None:
+                current.frames += 1
+        if current is not None:
             yield current
-            current = None
-        if not result.ok:
-            yield Anonymized(path, None, error=result.error)
-            continue
-        if current is None:
-            current = Anonymized(path, outputs[path], frames=None if result.frame is None else 0)
-        current.faces += len(result.detections)
-        if current.frames is not None:
-            current.frames += 1
-    if current is not None:
-        yield current
+    finally:  # stopped early: the writer discards its partial video, the video reader's thread stops, now
+        close_iterator(written)
 
 
 def anonymize_files(
@@ -150,14 +176,20 @@ def anonymize_files(
     out_dir: str | Path,
     config: AnonymizeConfig | None = None,
     guard: OutputGuard | None = None,
+    track: bool = True,
     **options,
 ) -> Iterator[Anonymized]:
     """Anonymised copies of image and video files under ``out_dir`` (mirroring their relative paths; videos
     re-encoded as mp4v at their frame rate and size). Refuses, before any work, an output that would replace an
-    input (checked by ``guard``, a new :class:`~featherface.detection.sources.OutputGuard` if not given).
-    ``options``: of :func:`featherface.detection.stream.detect_sources` (batch size, face sizes...)."""
+    input (checked by ``guard``, a new :class:`~featherface.detection.sources.OutputGuard` if not given). With
+    ``track``, video faces are tracked (boxes as detected, unsmoothed) and one the detector misses is hidden where
+    the tracker predicts it, up to ``max_age`` frames (``tracker_config``). ``options``: of
+    :func:`featherface.detection.stream.detect_sources` (batch size, face sizes, ``tracker_config``...)."""
     from featherface.detection.sources import mirror_outputs
     from featherface.detection.stream import detect_sources
+    from featherface.tracking import TrackerConfig
 
     outputs = mirror_outputs(sources, out_dir, guard)
-    return anonymize_results(detect_sources(detector, sources, track=False, **options), outputs, config)
+    # the detector's own boxes: a smoothed box can lag a moving face and leave its leading edge visible
+    options.setdefault("tracker_config", TrackerConfig(smooth=False))
+    return anonymize_results(detect_sources(detector, sources, track=track, **options), outputs, config)

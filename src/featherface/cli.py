@@ -7,7 +7,7 @@ import json
 import math
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -120,36 +120,12 @@ def _claim_json(guard: Any, path: str | Path | None) -> None:
         guard.claim(Path(path), Path("--json"))
 
 
-class _Failures:
-    """Files that could not be read: counted by reason and reported in one line; with ``strict``, the first one
-    stops the command."""
-
-    def __init__(self, total: int, strict: bool) -> None:
-        self.total, self.strict = total, strict
-        self.by_reason: dict[str, list[str]] = {}
-
-    def add(self, name: str, reason: str) -> None:
-        if self.strict:
-            raise CommandError(f"{name}: {reason} (--strict)")
-        self.by_reason.setdefault(reason, []).append(name)
-
-    def count(self) -> int:
-        return sum(map(len, self.by_reason.values()))
-
-    def summary(self) -> str:
-        reasons = ", ".join(f"{len(names)} {reason} (first: {names[0]})" for reason, names in self.by_reason.items())
-        return f"{self.count()} of {self.total} file(s): {reasons}"
-
-    def finish(self) -> None:
-        """Warn about skipped files; an error when nothing could be read."""
-        if not self.by_reason:
-            return
-        if self.count() >= self.total:
-            if self.total == 1:
-                reason, names = next(iter(self.by_reason.items()))
-                raise CommandError(f"{names[0]}: {reason}")
-            raise CommandError(f"no input could be read: {self.summary()}")
-        print(f"warning: skipped {self.summary()}; listed in the JSON output", file=sys.stderr)
+def _warn_skipped(skipped: Any) -> None:
+    """The end of a run's :class:`~featherface.detection.stream.SkippedFiles`: a warning line when files were
+    skipped (its ``InputError`` when none could be read)."""
+    summary = skipped.finish()
+    if summary:
+        print(f"warning: skipped {summary}; listed in the JSON output", file=sys.stderr)
 
 
 @contextmanager
@@ -180,7 +156,7 @@ def _progress(sources: Sequence[Any]) -> Any:
 
 def cmd_detect(args: argparse.Namespace) -> int:
     from featherface.detection.sources import OutputGuard, collect_sources, mirror_outputs
-    from featherface.detection.stream import detect_sources, write_rendered
+    from featherface.detection.stream import SkippedFiles, detect_sources, write_rendered
     from featherface.visualize import draw_detections
 
     options = _face_size_options(args, args.size)
@@ -193,14 +169,15 @@ def cmd_detect(args: argparse.Namespace) -> int:
     results = detect_sources(detector, sources, args.batch_size, track=not args.no_track, **options)
     if drawn:
         results = write_rendered(results, drawn, lambda r: draw_detections(r.image, r.detections))
-    failures = _Failures(len(sources), args.strict)
+    skipped = SkippedFiles(len(sources), args.strict, "--strict")
     videos: dict[str, list[Any]] = {}  # video -> [frames, faces, track ids]
-    with _progress(sources) as bar, _result_log(args.json) as log:
+    # closing: stopped early (--strict, Ctrl-C), the video reader's thread stops and the capture is released now
+    with _progress(sources) as bar, _result_log(args.json) as log, closing(results):
         for result in results:
             log.add(result.to_json())
             bar.update()
             if not result.ok:
-                failures.add(result.name, result.error)
+                skipped.add(result.name, result.error)
             elif result.frame is None:
                 bar.write(f"{result.name}: {len(result.detections)} face(s)")
             else:
@@ -211,7 +188,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     for video, (frames, faces, tracks) in videos.items():
         tracked = f", {len(tracks)} track(s)" if tracks else ""
         print(f"{video}: {frames} frame(s), {faces} face(s){tracked}")
-    failures.finish()
+    _warn_skipped(skipped)
     return 0
 
 
@@ -246,6 +223,7 @@ def _add_detection_tuning(p: argparse.ArgumentParser, conf: float, conf_help: st
 def cmd_crop(args: argparse.Namespace) -> int:
     from featherface.crops import crop_files
     from featherface.detection.sources import OutputGuard, collect_sources
+    from featherface.detection.stream import SkippedFiles
 
     options = _face_size_options(args)
     out = Path(args.out)
@@ -254,18 +232,23 @@ def cmd_crop(args: argparse.Namespace) -> int:
     json_path = Path(args.json) if args.json else out / "crops.json"
     _claim_json(guard, json_path)
     detector = _load_detector(args)
-    failures = _Failures(len(sources), args.strict)
-    crops = 0
+    skipped = SkippedFiles(len(sources), args.strict, "--strict")
+    crops, faces_skipped = 0, {}  # faces_skipped: reason -> faces without a crop
     entries = crop_files(detector, sources, out, args.size, args.margin, guard, batch_size=args.batch_size, **options)
-    with _result_log(json_path) as log:
+    with _result_log(json_path) as log, closing(entries):
         for entry in entries:
             log.add(entry)
             if "error" in entry:
-                failures.add(entry["image"], entry["error"])
+                skipped.add(entry["image"], entry["error"])
+            elif entry["crop"] is None:
+                faces_skipped[entry["skipped"]] = faces_skipped.get(entry["skipped"], 0) + 1
             else:
                 crops += 1
     print(f"{crops} aligned {args.size}x{args.size} crop(s) from {len(sources)} file(s) in {out}; index {json_path}")
-    failures.finish()
+    if faces_skipped:
+        reasons = ", ".join(f"{count} {reason}" for reason, count in faces_skipped.items())
+        print(f'{sum(faces_skipped.values())} face(s) without a crop ({reasons}): in the index with "skipped"')
+    _warn_skipped(skipped)
     return 0
 
 
@@ -273,6 +256,7 @@ def cmd_crop(args: argparse.Namespace) -> int:
 def cmd_anonymize(args: argparse.Namespace) -> int:
     from featherface.anonymize import AnonymizeConfig, anonymize_files
     from featherface.detection.sources import OutputGuard, collect_sources
+    from featherface.detection.stream import SkippedFiles
 
     options = _face_size_options(args)
     config = AnonymizeConfig(mode=args.mode, margin=args.margin, shape=args.shape)
@@ -281,18 +265,19 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     guard = OutputGuard(sources)
     _claim_json(guard, args.json)
     detector = _load_detector(args)
-    failures = _Failures(len(sources), args.strict)
+    skipped = SkippedFiles(len(sources), args.strict, "--strict")
     files = anonymize_files(detector, sources, out, config, guard, batch_size=args.batch_size, **options)
-    with _progress(sources) as bar, _result_log(args.json) as log:
+    with _progress(sources) as bar, _result_log(args.json) as log, closing(files):
         for item in files:
             log.add(item.to_json())
             bar.update()
             if item.error is not None:
-                failures.add(str(item.input), item.error)
+                skipped.add(str(item.input), item.error)
             else:
                 frames = "" if item.frames is None else f" over {item.frames} frame(s)"
-                bar.write(f"{item.input}: {item.faces} face(s) hidden{frames} -> {item.output}")
-    failures.finish()
+                predicted = f", {item.predicted} where the tracker predicted them" if item.predicted else ""
+                bar.write(f"{item.input}: {item.faces} face(s) hidden{frames}{predicted} -> {item.output}")
+    _warn_skipped(skipped)
     return 0
 
 
@@ -383,16 +368,18 @@ _MAX_IMAGE_ROWS = 50
 
 
 def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
-    import cv2
-
     from featherface.data.labels import LabelReport
     from featherface.data.sample import resolve_dataset
     from featherface.detection.api import Detector
-    from featherface.detection.image import read_image
     from featherface.evaluation.plots import plot_pr_curves
-    from featherface.evaluation.runner import EVAL_CONF_THRESHOLD, EVAL_NMS_THRESHOLD, evaluate_detector
+    from featherface.evaluation.runner import (
+        EVAL_CONF_THRESHOLD,
+        EVAL_NMS_THRESHOLD,
+        claim_drawn_copies,
+        evaluate_detector,
+        write_drawn_copies,
+    )
     from featherface.evaluation.voc import format_metric
-    from featherface.visualize import draw_detections
 
     report = LabelReport()
     if args.teacher:
@@ -402,6 +389,7 @@ def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
     if not annotations:
         skipped = f" (skipped {report.summary()})" if report.total else ""
         raise CommandError(f"{args.data}: no labelled images{skipped}")
+    drawn = claim_drawn_copies([ann.path for ann in annotations], args.save_dir, args.json)
     # evaluating an untrained model is legitimate (a baseline): its AP says what it is
     detector = Detector.load(args.model, device=args.device, threads=args.threads, allow_untrained=True)
     # an image that cannot be decoded is skipped and counted (with --strict: the error, exit status 2)
@@ -436,15 +424,11 @@ def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
         curves = {args.data: (result.pr_recall, result.pr_precision, result.ap)}
         path = plot_pr_curves(curves, Path(args.plots) / "pr.png", f"{args.model} on {args.data}")
         print(f"PR curve: {path}")
-    if args.save_dir:
-        save_dir = Path(args.save_dir)
-        save_dir.mkdir(parents=True, exist_ok=True)
-        for ann, found in zip(annotations, detections, strict=True):
-            if found is None:  # unreadable, skipped
-                continue
-            confident = found.scores >= args.conf
-            found = type(found)(found.boxes[confident], found.scores[confident], found.landmarks[confident])
-            cv2.imwrite(str(save_dir / f"{ann.path.stem}.png"), draw_detections(read_image(ann.path), found))
+    unwritten = write_drawn_copies(annotations, detections, drawn, args.conf)
+    if unwritten:
+        first = unwritten[0]
+        print(f"warning: {len(unwritten)} drawn cop(ies) not written (first: {first['where']}: "
+              f"{first['reason']})", file=sys.stderr)  # fmt: skip
     settings = {
         "classes": args.classes,
         "teacher": args.teacher,
@@ -454,8 +438,8 @@ def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
         "image_size": "original",
         "skipped": dict(report.skipped),
         "skipped_at": report.examples,
-        # every image left out whole, with why: missing or unreadable
-        "errors": [{"path": f["path"], "reason": f["reason"], "where": f["where"]} for f in report.files],
+        # every image left out whole, with why (missing or unreadable), then every drawn copy not written
+        "errors": [{"path": f["path"], "reason": f["reason"], "where": f["where"]} for f in report.files] + unwritten,
     }
     return {"model": args.model, "data": args.data, **settings, **result.to_dict()}
 
@@ -881,7 +865,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="fail on the first bad label line instead of skipping it")
     p.add_argument("--json", help="write the results to this JSON file")
     p.add_argument("--plots", help="write PR-curve PNGs into this folder")
-    p.add_argument("--save-dir", help="write the images with detections drawn here")
+    p.add_argument(
+        "--save-dir", help="write drawn copies here, mirroring the images' relative paths (never over an input)"
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--threads", type=_positive_int, help="CPU threads")
     p.set_defaults(func=cmd_evaluate)

@@ -3,7 +3,8 @@ record that links it to its image, box, score and landmarks.
 
 Crops mirror their image's relative path with the face's index added: ``a/x.jpg`` gives ``a/x.jpg.face0.png``,
 ``a/x.jpg.face1.png``...; a video frame gives ``clip.mp4.frame000012.face0.png``. PNG, so a crop is exactly the
-aligned pixels.
+aligned pixels. A face whose landmarks fix no alignment (all in one place, on one line, not finite:
+:func:`featherface.align.landmarks_defect`) gets no crop: it is skipped and listed, and the others are cropped.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from featherface.align import ARCFACE_SIZE, align_faces
+from featherface.align import ARCFACE_SIZE, DegenerateLandmarks, align_face
 
 if TYPE_CHECKING:
     from featherface.detection.api import Detector
@@ -35,21 +36,31 @@ def crop_results(
     margin: float = 0.0,
 ) -> Iterator[dict[str, Any]]:
     """Write every face's aligned crop; yields per crop ``{"crop", "image", "box", "score", "landmarks"}``
-    (+ ``track_id`` for tracked video), and ``{"image", "error"}`` per file that could not be read. ``guard``
-    refuses a crop path that is an input file. ``crop_size``, ``margin``: of :func:`featherface.align.template`."""
+    (+ ``track_id`` for tracked video); per face whose landmarks fix no alignment the same keys with ``"crop":
+    None`` and ``"skipped"``: the reason (its index is not reused: crop ``faceN`` stays face N of the image); and
+    the detection entry with its ``"error"`` per file that could not be read. ``guard`` refuses a crop path that is
+    an input file. ``crop_size``, ``margin``: of :func:`featherface.align.template`."""
     from featherface.detection.sources import write_image
+    from featherface.detection.stream import close_iterator
 
     out_dir = Path(out_dir)
-    for result in results:
-        if not result.ok:
-            yield result.to_json()
-            continue
-        faces = result.to_json()["faces"]
-        crops = align_faces(result.image, result.detections.landmarks, crop_size, margin)
-        for index, (face, crop) in enumerate(zip(faces, crops, strict=True)):
-            path = guard.claim(crop_path(out_dir, result, index), result.source.path)
-            write_image(path, crop)
-            yield {"crop": str(path), "image": result.name, **face}
+    try:
+        for result in results:
+            if not result.ok:
+                yield result.to_json()
+                continue
+            faces = result.to_json()["faces"]
+            for index, (face, landmarks) in enumerate(zip(faces, result.detections.landmarks, strict=True)):
+                try:
+                    crop = align_face(result.image, landmarks, crop_size, margin)
+                except DegenerateLandmarks as exc:
+                    yield {"crop": None, "image": result.name, **face, "skipped": str(exc)}
+                    continue
+                path = guard.claim(crop_path(out_dir, result, index), result.source.path)
+                write_image(path, crop)
+                yield {"crop": str(path), "image": result.name, **face}
+    finally:  # stopped early: the detections' iterator (a video's reader thread) stops now
+        close_iterator(results)
 
 
 def crop_files(

@@ -31,8 +31,10 @@ Bad-data policy as in :mod:`featherface.data.labels`: with ``strict=True`` the f
 :class:`LabelError` naming the XML file (and object number); otherwise the object, or the whole file, is skipped
 and counted in a :class:`LabelReport` under one of these reasons: ``malformed XML``, ``not a VOC annotation``,
 ``missing image file``, ``unreadable image`` (no ``<size>`` and no readable image header), ``object without
-bndbox``, ``non-numeric box``, ``box of non-positive size``, ``box outside the image``. Boxes partly outside the
-image are clipped to it without a report.
+bndbox``, ``non-numeric box``, ``box of non-positive size``, ``box outside the image``. A file skipped whole is
+also listed in the report's ``files`` (evaluate's JSON ``errors``) by its image, or by the XML file itself when
+that names none (malformed XML, not a VOC annotation). Boxes partly outside the image are clipped to it without a
+report.
 """
 
 from __future__ import annotations
@@ -81,11 +83,12 @@ def find_voc_layout(root: str | Path) -> VocLayout | None:
 
 
 class _Problem(Exception):
-    """A data problem: ``reason`` is the report key, ``detail`` what exactly."""
+    """A data problem: ``reason`` is the report key, ``detail`` what exactly, ``path`` the image file it costs
+    (for a problem that skips the whole XML file's image)."""
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: str, detail: str = "", path: Path | None = None) -> None:
         super().__init__(reason)
-        self.reason, self.detail = reason, detail
+        self.reason, self.detail, self.path = reason, detail, path
 
 
 def _image_size(path: Path) -> tuple[int, int]:
@@ -101,7 +104,7 @@ def _image_size(path: Path) -> tuple[int, int]:
         try:
             height, width = read_image(path).shape[:2]
         except ImageError as exc:
-            raise _Problem("unreadable image", str(exc)) from None
+            raise _Problem("unreadable image", str(exc), path) from None
         return width, height
 
 
@@ -121,7 +124,8 @@ def _find_image(root: ET.Element, xml_path: Path, image_dir: Path, by_stem: dict
         return image_dir / filename
     if xml_path.stem in by_stem:
         return by_stem[xml_path.stem]
-    raise _Problem("missing image file", f"{image_dir / (filename or xml_path.stem + '.*')} not found")
+    expected = image_dir / (filename or xml_path.stem + ".*")
+    raise _Problem("missing image file", f"{expected} not found", expected)
 
 
 def _object_box(obj: ET.Element, width: int, height: int, one_based: bool = True) -> list[float]:
@@ -171,24 +175,28 @@ def read_voc_xml(
     if images_by_stem is None:
         images_by_stem = _images_by_stem(image_dir)
 
-    def problem(exc: _Problem, where: str) -> None:
+    def problem(exc: _Problem, where: str, whole: Path | None = None) -> None:
+        """Raise (strict) or count; ``whole``: the file skipped whole, also listed in ``report.files``."""
         if strict:
             raise LabelError(f"{where}: {exc.reason}{': ' + exc.detail if exc.detail else ''}")
-        report.add(exc.reason, where)
+        if whole is None:
+            report.add(exc.reason, where)
+        else:
+            report.add_file(whole, exc.reason, where, exc.detail)
 
     try:
         root = ET.parse(xml_path).getroot()
     except ET.ParseError as exc:
         line = exc.position[0]
-        problem(_Problem("malformed XML", str(exc)), f"{xml_path}:{line}")
+        problem(_Problem("malformed XML", str(exc)), f"{xml_path}:{line}", xml_path)
         return None
     try:
         if root.tag != "annotation":
             raise _Problem("not a VOC annotation", f"root element <{root.tag}>, expected <annotation>")
         image_path = _find_image(root, xml_path, image_dir, images_by_stem)
         width, height = _xml_size(root) or _image_size(image_path)
-    except _Problem as exc:
-        problem(exc, str(xml_path))
+    except _Problem as exc:  # the whole file skipped: listed by its image (the XML file when none is known)
+        problem(exc, str(xml_path), exc.path or xml_path)
         return None
 
     faces, ignored, face_sources = [], [], []

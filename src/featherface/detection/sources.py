@@ -92,7 +92,11 @@ def collect_sources(inputs: Sequence[str | Path], skip: Sequence[str | Path] = (
 
 
 def failure_reason(error: BaseException, path: Path) -> str:
-    """The reason in an error message, without the file name it starts with (``"{path}: reason"``)."""
+    """The reason in an error message, without the file name it starts with (``"{path}: reason"``); for an
+    ``OSError``, its ``strerror`` alone (``"Permission denied"``): the file names it carries (temporary ones
+    included) would split one reason into as many as there are files."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
     message = str(error).splitlines()[0] if str(error) else type(error).__name__
     prefix = f"{path}: "
     return message[len(prefix) :] if message.startswith(prefix) else message
@@ -133,15 +137,27 @@ def mirror_outputs(
 
 
 def write_image(path: Path, image: np.ndarray) -> None:
-    """Encode ``image`` by ``path``'s suffix and write it atomically (never a torn file under the final name)."""
+    """Encode ``image`` by ``path``'s suffix and write it atomically (never a torn file under the final name).
+    Raises :class:`ImageError` naming ``path`` when no encoder takes the suffix (``.jfif``: OpenCV reads such a file
+    by its content but writes only the suffixes it knows) or the image; ``OSError`` when the file cannot be
+    written."""
     from featherface.fileio import atomic_write_bytes
 
-    ok, data = cv2.imencode(path.suffix or ".png", image)
+    suffix = path.suffix or ".png"
+    ok, data = _encode(suffix, image)
     if not ok and image.ndim == 3:  # gray-only formats (.pgm, .pbm) of an input read as BGR: write it gray
-        ok, data = cv2.imencode(path.suffix, cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+        ok, data = _encode(suffix, cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
     if not ok:
-        raise ImageError(f"{path}: could not encode the image as {path.suffix}")
+        raise ImageError(f"{path}: could not encode the image as {suffix}")
     atomic_write_bytes(path, data.tobytes())
+
+
+def _encode(suffix: str, image: np.ndarray) -> tuple[bool, np.ndarray | None]:
+    """``cv2.imencode``, with its error for a suffix it has no encoder for turned into a plain failure."""
+    try:
+        return cv2.imencode(suffix, image)
+    except cv2.error:
+        return False, None
 
 
 @dataclass(frozen=True)
@@ -201,9 +217,11 @@ class VideoOutput:
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODEC)
-            self.writer = cv2.VideoWriter(str(self.temporary), fourcc, self.fps, frame.shape[1::-1])
-            if not self.writer.isOpened():
+            writer = cv2.VideoWriter(str(self.temporary), fourcc, self.fps, frame.shape[1::-1])
+            if not writer.isOpened():  # nothing of ours at the temporary path: discard() must leave it alone
+                writer.release()
                 raise ImageError(f"{self.path}: cannot write a {VIDEO_CODEC} video here")
+            self.writer = writer
         self.writer.write(frame)
 
     def close(self) -> None:
@@ -214,9 +232,11 @@ class VideoOutput:
             os.replace(self.temporary, self.path)
 
     def discard(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
-            self.writer = None
+        """Remove the partial file this output wrote (none if it never opened one)."""
+        if self.writer is None:
+            return
+        self.writer.release()
+        self.writer = None
         self.temporary.unlink(missing_ok=True)
 
 

@@ -2,7 +2,8 @@
 runs, same-size images batched) and video frames (read ahead by a thread, batched, optionally tracked).
 
 A file that cannot be read yields a :class:`Result` with its ``error`` (the reason) instead of raising, so one bad
-file costs one entry, never the run. Results come in input order.
+file costs one entry, never the run (:class:`SkippedFiles` counts them and says so in one line). Results come in
+input order.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from queue import Empty, Full, Queue
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import cv2
 import numpy as np
@@ -42,7 +43,9 @@ FILE_ERRORS = (ImageError, OSError, ValueError, MemoryError, cv2.error)
 @dataclass
 class Result:
     """One image, or one video frame (``frame`` its index), and its faces; or why it could not be read (``error``,
-    with ``image`` and ``detections`` None). ``track_ids (K,)``: per face, for tracked video frames."""
+    with ``image`` and ``detections`` None). Tracked video frames only: ``track_ids (K,)``, per face, and
+    ``missed_boxes (M, 4)`` xyxy, where the tracker predicts the faces it follows (seen within its ``max_age``
+    frames) that this frame's detections lack: a face the detector missed once is probably there."""
 
     source: Source
     image: np.ndarray | None = None
@@ -51,6 +54,7 @@ class Result:
     frame: int | None = None
     track_ids: np.ndarray | None = None
     video: VideoInfo | None = None
+    missed_boxes: np.ndarray | None = None
 
     @property
     def ok(self) -> bool:
@@ -63,14 +67,19 @@ class Result:
 
     def to_json(self) -> dict[str, Any]:
         """SPEC section 8's entry: ``{"image", "width", "height", "faces": [...]}`` (faces with ``track_id`` when
-        tracked); a file that could not be read keeps the same keys (no size, no faces) plus ``"error"``."""
-        if self.error is not None:
+        tracked); a file that could not be read keeps the same keys (no size, no faces) plus ``"error"``; one read
+        and searched whose output could not be written (:func:`write_rendered`) keeps its size and faces plus
+        ``"error"``."""
+        if self.detections is None:
             return {"image": self.name, "width": None, "height": None, "faces": [], "error": self.error}
         faces = self.detections.faces()
         if self.track_ids is not None:
             for face, track_id in zip(faces, self.track_ids.tolist(), strict=True):
                 face["track_id"] = track_id
-        return {"image": self.name, "width": self.image.shape[1], "height": self.image.shape[0], "faces": faces}
+        entry = {"image": self.name, "width": self.image.shape[1], "height": self.image.shape[0], "faces": faces}
+        if self.error is not None:
+            entry["error"] = self.error
+        return entry
 
 
 def detect_sources(
@@ -156,7 +165,9 @@ def detect_video(
 ) -> Iterator[Result]:
     """One result per frame (frames read ahead by a thread, ``batch_size`` per forward pass). With ``track``, a
     :class:`~featherface.tracking.FaceTracker` gives each face a ``track_id`` (and smooths its box and landmarks
-    unless ``tracker_config.smooth`` is off). An unreadable video yields one result with its ``error``."""
+    unless ``tracker_config.smooth`` is off) and each result the ``missed_boxes`` of faces it follows that this
+    frame's detections lack. An unreadable video yields one result with its ``error``. Closing this iterator
+    (``close()``, or ``contextlib.closing``) stops the read-ahead thread and releases the video at once."""
     from featherface.tracking import FaceTracker, follow_boxes
 
     try:
@@ -166,16 +177,19 @@ def detect_video(
         return
     tracker = FaceTracker(tracker_config) if track else None
     index = 0
-    with reader:
-        for frames in batched(read_ahead(reader, depth=2 * batch_size), batch_size):
-            for pixels, found in zip(frames, detector.detect_batch(frames, **options), strict=True):
-                ids = None
+    # leaving this block (the last frame, or a consumer that closes this iterator early) stops the read-ahead
+    # thread first, then releases the capture it reads from
+    with reader, ReadAhead(reader, depth=2 * batch_size) as frames:
+        for batch in batched(frames, batch_size):
+            for pixels, found in zip(batch, detector.detect_batch(batch, **options), strict=True):
+                ids = missed = None
                 if tracker is not None:
                     ids, boxes = tracker.update(found.boxes)
                     boxes = boxes.astype(np.float32)
                     landmarks = follow_boxes(found.landmarks, found.boxes, boxes).astype(np.float32)
                     found = Detections(boxes, found.scores, landmarks)
-                yield Result(source, pixels, found, frame=index, track_ids=ids, video=reader.info)
+                    missed = tracker.missing()[1].astype(np.float32)
+                yield Result(source, pixels, found, frame=index, track_ids=ids, video=reader.info, missed_boxes=missed)
                 index += 1
     if index == 0:
         yield Result(source, error="video has no readable frames")
@@ -201,48 +215,72 @@ class _Failure:
         self.error = error
 
 
-def read_ahead(items: Iterable[T], depth: int) -> Iterator[T]:
+class ReadAhead(Generic[T]):
     """``items`` in order, produced by a background thread up to ``depth`` ahead of the consumer (frame decoding
-    overlaps inference: OpenCV releases the GIL). Stopping early stops the thread."""
-    queue: Queue = Queue(maxsize=depth)
-    stop = threading.Event()
+    overlaps inference: OpenCV releases the GIL). Use it as a context manager: leaving the block, normally or
+    early, stops the thread and waits for it, so what it reads from (a video capture) can be released right
+    after, never while the thread is still reading.
 
-    def put(item: Any) -> bool:
-        while not stop.is_set():
+    >>> with VideoReader(path) as reader, ReadAhead(reader, depth=16) as frames:
+    ...     for frame in frames: ...
+    """
+
+    def __init__(self, items: Iterable[T], depth: int) -> None:
+        self.items = items
+        self.queue: Queue = Queue(maxsize=depth)
+        self.stopping = threading.Event()
+        self.finished = False
+        self.thread = threading.Thread(target=self._produce, name="read-ahead", daemon=True)
+        self.thread.start()
+
+    def _put(self, item: Any) -> bool:
+        """Queue ``item``; False when told to stop first."""
+        while not self.stopping.is_set():
             try:
-                queue.put(item, timeout=0.1)
+                self.queue.put(item, timeout=0.1)
                 return True
             except Full:
                 continue
         return False
 
-    def produce() -> None:
+    def _produce(self) -> None:
         try:
-            for item in items:
-                if not put(item):
+            for item in self.items:
+                if not self._put(item):
                     return
         except BaseException as exc:  # handed to the consumer, raised there
-            put(_Failure(exc))
-        put(_END)
+            self._put(_Failure(exc))
+        self._put(_END)
 
-    thread = threading.Thread(target=produce, name="read-ahead", daemon=True)
-    thread.start()
-    try:
-        while True:
+    def __iter__(self) -> ReadAhead[T]:
+        return self
+
+    def __next__(self) -> T:
+        while not self.finished:
             try:
-                item = queue.get(timeout=0.1)
+                item = self.queue.get(timeout=0.1)
             except Empty:
-                if not thread.is_alive() and queue.empty():
-                    return
+                self.finished = not self.thread.is_alive() and self.queue.empty()
                 continue
             if item is _END:
-                return
-            if isinstance(item, _Failure):
+                self.finished = True
+            elif isinstance(item, _Failure):
+                self.finished = True
                 raise item.error
-            yield item
-    finally:
-        stop.set()
-        thread.join()
+            else:
+                return item
+        raise StopIteration
+
+    def close(self) -> None:
+        """Stop the thread and wait for it (it finishes the item it is reading)."""
+        self.stopping.set()
+        self.thread.join()
+
+    def __enter__(self) -> ReadAhead[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def write_rendered(
@@ -251,22 +289,34 @@ def write_rendered(
     """Pass ``results`` through, writing ``render(result)`` for each readable one to its source's output
     (``outputs[source.path]``): images as files (by their suffix, atomically), video frames into one re-encoded
     video per source (mp4v, the source's frame rate), moved into place once its last frame is written. Results
-    without an output, and failures, pass untouched."""
+    without an output, and failures, pass untouched. An image whose output cannot be written (no encoder for its
+    suffix, a full disk) passes on as a failure, ``error`` ``"output not written: {reason}"`` and its faces kept:
+    one output costs one entry, never the run. So does a video's: the frame where writing failed carries the
+    error, its partial file is removed, and its later frames pass on unwritten."""
     video: VideoOutput | None = None
     video_source: Path | None = None
+    unwritable: Path | None = None  # the video whose output failed: its later frames pass on, not written
     try:
         for result in results:
             target = outputs.get(result.source.path)
             if video is not None and result.source.path != video_source:
                 video.close()
                 video = None
-            if result.ok and target is not None:
-                if result.frame is None:
-                    write_image(target, render(result))
-                else:
-                    if video is None:
-                        video, video_source = VideoOutput(target, result.video.fps), result.source.path
-                    video.write(render(result))
+            if result.ok and target is not None and result.source.path != unwritable:
+                try:
+                    if result.frame is None:
+                        write_image(target, render(result))
+                    else:
+                        if video is None:
+                            video, video_source = VideoOutput(target, result.video.fps), result.source.path
+                        video.write(render(result))
+                except FILE_ERRORS as exc:
+                    if video is not None:
+                        video.discard()
+                        video = None
+                    if result.frame is not None:
+                        unwritable = result.source.path
+                    result = replace(result, error=f"output not written: {failure_reason(exc, target)}")
             yield result
         if video is not None:
             video.close()
@@ -274,3 +324,61 @@ def write_rendered(
     finally:
         if video is not None:  # stopped mid-video: no truncated file under the final name
             video.discard()
+        close_iterator(results)
+
+
+def close_iterator(items: Iterable[Any]) -> None:
+    """Close ``items`` if it is a generator (or anything with ``close``): its ``finally`` blocks run now (a video's
+    read-ahead thread stopped, its capture released), not whenever it is garbage-collected. For a pipeline stage
+    that stops early."""
+    close = getattr(items, "close", None)
+    if close is not None:
+        close()
+
+
+class InputError(ValueError):
+    """The inputs as a whole are unusable: no file could be read, or (strict) one could not."""
+
+
+class SkippedFiles:
+    """Skip-and-count of the files of a run that could not be used: each :meth:`add`-ed with its reason, all
+    reported in one line by :meth:`summary`; with ``strict``, the first one raises :class:`InputError` instead,
+    naming the setting as ``strict_name`` (the CLI: ``--strict``). ``total``: the number of files in the run.
+
+    >>> skipped = SkippedFiles(len(sources))
+    >>> for result in detect_sources(detector, sources):
+    ...     if not result.ok:
+    ...         skipped.add(result.name, result.error)
+    >>> skipped.finish()  # None when nothing was skipped; raises InputError when nothing could be read
+    '1 of 6 file(s): 1 not a readable image (first: photos/b/broken.jpg)'
+    """
+
+    def __init__(self, total: int, strict: bool = False, strict_name: str = "strict") -> None:
+        self.total, self.strict, self.strict_name = total, strict, strict_name
+        self.by_reason: dict[str, list[str]] = {}  # reason -> files, in the order they came
+
+    def add(self, name: str, reason: str) -> None:
+        if self.strict:
+            raise InputError(f"{name}: {reason} ({self.strict_name})")
+        self.by_reason.setdefault(reason, []).append(name)
+
+    @property
+    def count(self) -> int:
+        return sum(map(len, self.by_reason.values()))
+
+    def summary(self) -> str:
+        """``"{count} of {total} file(s): {n} {reason} (first: {name}), ..."``, reasons in the order first met."""
+        reasons = ", ".join(f"{len(names)} {reason} (first: {names[0]})" for reason, names in self.by_reason.items())
+        return f"{self.count} of {self.total} file(s): {reasons}"
+
+    def finish(self) -> str | None:
+        """At the end of the run: :meth:`summary` when files were skipped, None when none was. Raises
+        :class:`InputError` when no file could be used (for a single file, its own ``"{name}: {reason}"``)."""
+        if not self.by_reason:
+            return None
+        if self.count >= self.total:
+            if self.total == 1:
+                reason, names = next(iter(self.by_reason.items()))
+                raise InputError(f"{names[0]}: {reason}")
+            raise InputError(f"no input could be read: {self.summary()}")
+        return self.summary()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from tqdm import tqdm
@@ -92,3 +93,48 @@ def predict_wider(detector: Detector, images_dir: str | Path, out_dir: str | Pat
     finally:
         detector.postprocess_config = saved
     return len(files)
+
+
+def claim_drawn_copies(
+    images: Sequence[Path], save_dir: str | Path | None, json_path: str | Path | None = None
+) -> dict[Path, Path]:
+    """Where each image's drawn copy goes under ``save_dir`` (its path relative to the images' common folder, as
+    ``detect`` mirrors it), claimed before any work: never an input image, never one file for two images; nor may
+    ``json_path`` replace an input image. Raises ``ValueError`` naming the path."""
+    from featherface.detection.sources import OutputGuard, collect_sources, mirror_outputs
+
+    if not (save_dir or json_path):
+        return {}
+    sources = collect_sources(list(images))
+    guard = OutputGuard(sources)
+    if json_path:
+        guard.claim(Path(json_path), Path("--json"))
+    return mirror_outputs(sources, save_dir, guard) if save_dir else {}
+
+
+def write_drawn_copies(
+    annotations: Sequence[ImageAnnotation],
+    detections: Sequence[Detections | None],
+    targets: dict[Path, Path],
+    conf: float,
+) -> list[dict[str, str]]:
+    """Each read image with its detections at score >= ``conf`` drawn, to ``targets[path]`` (from
+    :func:`claim_drawn_copies`). A copy that cannot be written is skipped and returned as an ``errors`` entry
+    (``path``, ``reason``, ``where``: the copy); the others are written."""
+    from featherface.detection.sources import failure_reason, write_image
+    from featherface.detection.stream import FILE_ERRORS
+    from featherface.visualize import draw_detections
+
+    unwritten: list[dict[str, str]] = []
+    for ann, found in zip(annotations, detections, strict=True):
+        if ann.path not in targets or found is None:  # found None: unreadable, skipped and counted already
+            continue
+        confident = found.scores >= conf
+        found = Detections(found.boxes[confident], found.scores[confident], found.landmarks[confident])
+        target = targets[ann.path]
+        try:
+            write_image(target, draw_detections(read_image(ann.path), found))
+        except FILE_ERRORS as exc:
+            unwritten.append({"path": str(ann.path), "reason": f"output not written: {failure_reason(exc, target)}",
+                              "where": str(target)})  # fmt: skip
+    return unwritten

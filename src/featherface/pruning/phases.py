@@ -27,7 +27,7 @@ from featherface.config_schema import build, rule
 from featherface.data.sample import resolve_dataset
 from featherface.losses.distill import DistillConfig
 from featherface.models.detector_net import DetectorNet, count_parameters
-from featherface.pruning.groups import channel_spaces
+from featherface.pruning.groups import LAYER_GROUPS, channel_spaces
 from featherface.pruning.hard import hard_prune
 from featherface.pruning.masks import (
     Masks,
@@ -125,7 +125,7 @@ class SoftPruningHook:
             save_masks(self.masks, self.path)
 
 
-def _subset(annotations: list, count: int | None, seed: int) -> list:
+def seeded_subset(annotations: list, count: int | None, seed: int) -> list:
     """A fixed, seeded subset of ``count`` images (all of them when ``count`` is None or larger)."""
     if count is None or count >= len(annotations):
         return annotations
@@ -154,10 +154,9 @@ def prune(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
-    unpruned = count_parameters(net)
     if train_annotations is None:
         train_annotations = resolve_dataset(train.data, strict=train.strict)
-    trial_annotations = _subset(train_annotations, config.trial_images, train.seed)
+    trial_annotations = seeded_subset(train_annotations, config.trial_images, train.seed)
     distill = distill or DistillConfig()
 
     def evaluate(candidate: DetectorNet, masks: Masks) -> dict[str, float]:
@@ -183,7 +182,8 @@ def prune(
         print(
             f"{trial_count(done, config.search.trials)}: val loss {info['val_loss']:.4f}  params {info['params']:,}"
             + ("" if info["feasible"] else " (outside the budget)")
-            + (f"  time {info['latency_ratio']:.2f}x unpruned" if "latency_ratio" in info else ""),
+            + (f"  time {info['latency_ratio']:.2f}x unpruned" if "latency_ratio" in info else "")
+            + (f"  (same widths as trial {info['same_widths_as']}: scores reused)" if "same_widths_as" in info else ""),
             flush=True,
         )
 
@@ -197,52 +197,52 @@ def prune(
     best = best_feasible_trial(study)
     rates = dict(best.user_attrs["rates"])
     print(f"best rates (trial {best.number}): " + ", ".join(f"{g} {r:.3f}" for g, r in rates.items()), flush=True)
-
-    pruned, masks = _soft_prune(net, rates, train, config, out_dir / "sfp", train_annotations, teacher, distill, resume)
-    apply_masks(pruned, masks)
-    params = pruned_parameter_count(pruned, masks)
-    val_loss = validation_loss(pruned, val_annotations, train)
-    clear_cbam_masks(pruned)
-    save_checkpoint(pruned, out_dir / "soft_pruned.safetensors", {"rates": rates, "pruned_params": params})
-    save_masks(masks, out_dir / "masks.safetensors")
     trials = [
         {"number": t.number, "value": t.value, "suggested": t.params, **t.user_attrs} for t in completed_trials(study)
     ]
-    summary = {
-        "rates": rates,
+    search_summary = {
         "trials": trials,
         "best_trial": best.number,
         "study": study.study_name,
-        "params_unpruned": unpruned,
-        "params_pruned": params,
         "target_params": config.search.target_params,
         "tolerance": config.search.tolerance,
         "latency_exponent": config.search.latency_exponent,
-        "val_loss": val_loss,
-        "method": config.method,
-        "mask": config.mask,
     }
-    atomic_write_bytes(out_dir / "rates.json", json.dumps(summary, indent=1).encode())
+    summary = soft_prune(
+        net, rates, train, config, out_dir, val_annotations, teacher, resume, train_annotations, distill,
+        search_summary,
+    )  # fmt: skip
     plot_convergence(study, out_dir / "bo_convergence.png")
-    plot_rates(rates, out_dir / "rates.png")
     return summary
 
 
-def _soft_prune(
+def soft_prune(
     net: DetectorNet,
     rates: dict[str, float],
     train: TrainConfig,
     config: PruneConfig,
-    sfp_dir: Path,
-    train_annotations: list,
-    teacher: DetectorNet | None,
-    distill: DistillConfig,
-    resume: bool,
-) -> tuple[DetectorNet, Masks]:
-    """Train at the chosen rates for ``sfp_epochs``: soft filter pruning (masks recomputed each epoch, pruned
-    filters free to recover) or, for the ablation, one-shot FPGM (masks fixed first, pruned filters frozen).
-    Returns the network and its final masks."""
+    out_dir: str | Path,
+    val_annotations: list,
+    teacher: DetectorNet | None = None,
+    resume: bool = False,
+    train_annotations: list | None = None,
+    distill: DistillConfig | None = None,
+    search_summary: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Soft filter pruning (``config.method``, ``config.mask``) of ``net`` at given ``rates``, without a search:
+    what :func:`prune` does after its search, and what an ablation at chosen rates (uniform ones, say) runs.
+    Writes ``soft_pruned.safetensors``, ``masks.safetensors``, ``rates.json`` (with ``search_summary`` merged
+    in) and ``rates.png`` into ``out_dir``; returns the summary. A group missing from ``rates`` is not pruned."""
+    rates = {group: float(rates.get(group, 0.0)) for group in LAYER_GROUPS}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if train_annotations is None:
+        train_annotations = resolve_dataset(train.data, strict=train.strict)
+    distill = distill or DistillConfig()
+    # SFP: masks recomputed each epoch, pruned filters free to recover; oneshot (the ablation): masks fixed
+    # first, pruned filters frozen. Either way the final masks are read back from the file the phase keeps.
     pruned = copy.deepcopy(net)
+    sfp_dir = out_dir / "sfp"
     sfp_dir.mkdir(parents=True, exist_ok=True)
     masks_path = sfp_dir / "masks.safetensors"
     sfp_train = dataclasses.replace(train, epochs=config.sfp_epochs, val_every=10**6)
@@ -266,7 +266,25 @@ def _soft_prune(
     ).fit()  # fmt: skip
     for handle in handles:
         handle.remove()
-    return pruned, load_masks(masks_path)
+    masks = load_masks(masks_path)
+    apply_masks(pruned, masks)
+    params = pruned_parameter_count(pruned, masks)
+    val_loss = validation_loss(pruned, val_annotations, train)
+    clear_cbam_masks(pruned)
+    save_checkpoint(pruned, out_dir / "soft_pruned.safetensors", {"rates": rates, "pruned_params": params})
+    save_masks(masks, out_dir / "masks.safetensors")
+    summary = {
+        "rates": rates,
+        **(search_summary or {}),
+        "params_unpruned": count_parameters(net),
+        "params_pruned": params,
+        "val_loss": val_loss,
+        "method": config.method,
+        "mask": config.mask,
+    }
+    atomic_write_bytes(out_dir / "rates.json", json.dumps(summary, indent=1).encode())
+    plot_rates(rates, out_dir / "rates.png")
+    return summary
 
 
 def _freeze_pruned(net: DetectorNet, masks: Masks) -> list[torch.utils.hooks.RemovableHandle]:

@@ -329,6 +329,10 @@ def trial_count(done: int, trials: int) -> str:
     return f"trial {done} (the study asked for {trials}; other workers finished theirs meanwhile)"
 
 
+# what a trial records about its architecture; every other user attribute is a score its evaluation returned
+_TRIAL_LAYOUT_ATTRS = frozenset({"rates", "widths", "params", "feasible", "budget_miss", "same_widths_as"})
+
+
 def run_search(
     net: DetectorNet,
     evaluate: Callable[[DetectorNet, Masks], dict[str, float]],
@@ -364,14 +368,24 @@ def run_search(
             raise optuna.TrialPruned("the study already holds its trials")
         suggested = {g: trial.suggest_float(g, lo, hi) for g, (lo, hi) in LAYER_GROUPS.items()}
         fit = fit_to_budget(net, suggested, low, high)
-        candidate = copy.deepcopy(net)
-        masks = compute_masks(candidate, fit.rates)
-        scores = evaluate(candidate, masks)
-        if config.latency_exponent > 0 and latency is not None:
-            scores["latency_ratio"] = latency(pruned_config(net, masks))
+        widths = kept_widths(net, fit.rates)
+        # Rates that differ only within one width step keep the same filters (FPGM ranks them the same way), so
+        # the trial would repeat an earlier one exactly: take its scores instead of training again.
+        twin = next((t for t in completed_trials(study) if t.user_attrs.get("widths") == widths), None)
+        if twin is not None:
+            scores = {k: v for k, v in twin.user_attrs.items() if k not in _TRIAL_LAYOUT_ATTRS}
+        else:
+            candidate = copy.deepcopy(net)
+            masks = compute_masks(candidate, fit.rates)
+            scores = evaluate(candidate, masks)
+            if config.latency_exponent > 0 and latency is not None:
+                scores["latency_ratio"] = latency(pruned_config(net, masks))
         value = trial_value(scores, config)
         miss = 0.0 if fit.feasible else min(abs(fit.params - low), abs(fit.params - high)) / config.target_params
-        attrs = {"rates": fit.rates, "params": fit.params, "feasible": fit.feasible, "budget_miss": miss, **scores}
+        attrs = {"rates": fit.rates, "widths": widths, "params": fit.params, "feasible": fit.feasible,
+                 "budget_miss": miss, **scores}  # fmt: skip
+        if twin is not None:
+            attrs["same_widths_as"] = twin.number
         for key, v in attrs.items():
             trial.set_user_attr(key, v)
         trial.set_constraint("param_budget", miss)  # <= 0 is feasible: the relative miss of the band

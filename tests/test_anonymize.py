@@ -237,3 +237,23 @@ def test_a_video_whose_output_cannot_be_written_costs_one_entry_not_the_run(tmp_
     assert calls == ["a.mp4"] * 3 + ["b.mp4"] * 4  # a's fourth frame is not written after the failure
     assert sorted(p.name for p in (tmp_path / "full").iterdir()) == ["b.mp4"]
     assert {v: v.read_bytes() for v in videos} == before
+
+
+def test_no_track_hides_only_the_faces_detected_in_each_frame(tmp_path, monkeypatch):
+    from featherface import cli
+
+    from .scripted import ScriptedDetector, write_video
+
+    boxes = [np.array([[20.0 + 6 * i, 40, 60 + 6 * i, 80]]) for i in range(8)]
+    (tmp_path / "in").mkdir()
+    video = write_video(tmp_path / "in" / "walk.mp4", [np.full((120, 160, 3), 100, np.uint8)] * 8)
+    script = [b if i != 4 else np.zeros((0, 4)) for i, b in enumerate(boxes)]  # missed in frame 4
+    counts = {}
+    for flags in ([], ["--no-track"]):
+        monkeypatch.setattr(cli, "_load_detector", lambda args: ScriptedDetector(script))
+        out, index = tmp_path / f"out{len(flags)}", tmp_path / f"faces{len(flags)}.json"
+        assert cli.main(["anonymize", str(video), "--out", str(out), "--json", str(index), *flags]) == 0
+        (entry,) = json.loads(index.read_text())
+        counts[tuple(flags)] = (entry["faces"], entry["predicted"])
+    # tracked: the missed frame's face is hidden where the tracker predicts it; --no-track: 7 detections only
+    assert counts == {(): (8, 1), ("--no-track",): (7, 0)}

@@ -266,7 +266,9 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     _claim_json(guard, args.json)
     detector = _load_detector(args)
     skipped = SkippedFiles(len(sources), args.strict, "--strict")
-    files = anonymize_files(detector, sources, out, config, guard, batch_size=args.batch_size, **options)
+    files = anonymize_files(
+        detector, sources, out, config, guard, track=not args.no_track, batch_size=args.batch_size, **options
+    )
     with _progress(sources) as bar, _result_log(args.json) as log, closing(files):
         for item in files:
             log.add(item.to_json())
@@ -766,6 +768,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--shape", choices=["ellipse", "rect"], default="ellipse", help="hidden region (default ellipse)")
     p.add_argument("--json", help="write per-file face counts to this JSON file")
+    p.add_argument(
+        "--no-track", action="store_true",
+        help="videos: hide only the faces detected in each frame (no tracker predictions for missed frames)",
+    )  # fmt: skip
     # a missed face is a privacy failure: the most accurate shipped model and a low threshold by default
     _add_detection_options(
         p, "retinaface-mnet025", 0.3, "score threshold (default 0.3: favours recall; a false positive costs a blur)"

@@ -11,7 +11,7 @@ seeded subset of pool images for the same number of epochs, fine-tunes it with f
 Scored on data no arm trained or selected on: facemask AP at IoU 0.5 and 0.3 (848 labelled real photos), and
 on the pool hold-out (teacher-agreement AP; fine-tuning picks its best epoch there, as the pipeline does).
 
-    .venv/bin/python benchmarks/compare_pruning.py --out runs/prune-ablation
+    .venv/bin/python benchmarks/compare_pruning.py --seed 0   # into runs/prune-ablation-s0
 
 Resumable (finished arms are kept; a killed one continues its SFP or fine-tune). Writes OUT/ARM/{prune,finetune},
 OUT/results.json, OUT/ablation.png, and prints a markdown table.
@@ -86,7 +86,7 @@ def plot(rows: dict[str, dict], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("runs/prune-ablation"))
+    parser.add_argument("--out", type=Path, help="run folder (default runs/prune-ablation-sSEED)")
     parser.add_argument("--start", default="nano-b-distilled", help="distilled student: zoo name or checkpoint")
     parser.add_argument("--images", type=int, default=1000, help="seeded subset of pool images every arm trains on")
     parser.add_argument("--sfp-epochs", type=int, default=3)
@@ -97,6 +97,7 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
     parser.add_argument("--eval-images", type=int, help="score on the first N facemask images (a quick check)")
     args = parser.parse_args()
+    args.out = args.out or Path(f"runs/prune-ablation-s{args.seed}")
 
     teacher = load_model(TEACHER)
     distill = load_distill_config(RECIPE)

@@ -6,7 +6,7 @@ not depend on them) is timed against the unpruned network's, alternately (:class
 RelativeLatency`, 1 thread, 640²). Prints per study the latency range of its trials, the chosen (best feasible)
 trial's, and the fastest trial within a given share of the best loss: what ``--latency-exponent`` could buy.
 
-    .venv/bin/python benchmarks/study_latency.py runs/prune-ablation/bo-sfp-hard/prune/study.db \
+    .venv/bin/python benchmarks/study_latency.py runs/prune-ablation-s0/bo-sfp-hard/prune/study.db \
         runs/prune-ablation-s1/bo-sfp-hard/prune/study.db --json runs/study_latency.json
 """
 

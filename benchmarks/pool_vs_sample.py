@@ -54,8 +54,8 @@ def score(checkpoint: Path, facemask: list, holdout: list) -> dict[str, float]:
     net, _ = load_checkpoint(checkpoint)
     detector = Detector.from_net(net, device="cpu")
     result, detections = evaluate_detector(detector, facemask, progress=False)  # one pass, scored at both IoUs
-    row = {"facemask_ap@0.5": round(result.ap, 4),
-           "facemask_ap@0.3": round(evaluate_dataset(facemask, detections, 0.3).ap, 4)}  # fmt: skip
+    row = {"facemask_ap50": round(result.ap, 4),
+           "facemask_ap30": round(evaluate_dataset(facemask, detections, 0.3).ap, 4)}  # fmt: skip
     result, _ = evaluate_detector(detector, holdout, progress=False)
     row["teacher_agreement_ap"] = round(result.ap, 4)
     return row
@@ -80,7 +80,7 @@ def main() -> None:
     print("| distilled on | facemask AP@0.5 | facemask AP@0.3 | teacher-agreement AP (pool hold-out) |")
     print("|---|---:|---:|---:|")
     for name, row in rows.items():
-        print(f"| {ARMS[name]} | {row['facemask_ap@0.5']:.4f} | {row['facemask_ap@0.3']:.4f} | "
+        print(f"| {ARMS[name]} | {row['facemask_ap50']:.4f} | {row['facemask_ap30']:.4f} | "
               f"{row['teacher_agreement_ap']:.4f} |")  # fmt: skip
 
 

@@ -24,6 +24,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+from pool_pruning import FACEMASK, RECIPE, pool_pruning
+
 from featherface.checkpoint import load_checkpoint, load_model
 from featherface.data.sample import resolve_dataset
 from featherface.detection.api import Detector
@@ -31,15 +33,9 @@ from featherface.evaluation.runner import evaluate_detector
 from featherface.evaluation.voc import evaluate_dataset, format_metric
 from featherface.fileio import save_figure
 from featherface.models.detector_net import DetectorNet, count_parameters
-from featherface.pruning.phases import PruneConfig, finetune, load_prune_config, prune, seeded_subset, soft_prune
+from featherface.pruning.phases import PruneConfig, finetune, prune, soft_prune
 from featherface.pruning.search import SearchConfig, probe_rates
-from featherface.training.config import load_train_config
-from featherface.training.distill import distillation_data, load_distill_config
 
-RECIPE = "pool"  # src/featherface/configs/pool.yaml: crops, optimiser, distillation settings, search budget
-POOL = "../shared/data/photos"
-FACEMASK = "../shared/data/facemask"
-TEACHER = "retinaface-mnet025"
 ARMS = ("bo-sfp-hard", "uniform-sfp-hard", "bo-oneshot-hard", "bo-sfp-smooth")
 
 
@@ -99,18 +95,13 @@ def main() -> None:
     args = parser.parse_args()
     args.out = args.out or Path(f"runs/prune-ablation-s{args.seed}")
 
-    teacher = load_model(TEACHER)
-    distill = load_distill_config(RECIPE)
-    train = load_train_config(RECIPE, {"data": f"{POOL}:train", "val": f"{POOL}:holdout", "seed": args.seed})
-    pool, holdout = distillation_data(train.data, train.val, teacher, TEACHER, distill, args.labels_dir)
-    subset = seeded_subset(pool, args.images, train.seed)
-    base = load_prune_config(RECIPE)
+    recipe = pool_pruning(args.seed, args.images, args.labels_dir)
+    train, holdout, subset, common = recipe.train, recipe.holdout, recipe.subset, recipe.common
     base = dataclasses.replace(
-        base, sfp_epochs=args.sfp_epochs, finetune_epochs=args.finetune_epochs,
-        search=dataclasses.replace(base.search, trials=args.trials, seed=args.seed),
+        recipe.prune, sfp_epochs=args.sfp_epochs, finetune_epochs=args.finetune_epochs,
+        search=dataclasses.replace(recipe.prune.search, trials=args.trials, seed=args.seed),
     )  # fmt: skip
     start = load_model(args.start)
-    common = {"val_annotations": holdout, "teacher": teacher, "resume": True, "train_annotations": subset}
     bo_dir = args.out / "bo-sfp-hard" / "prune"
     rows, rates_by_arm = {}, {}
     facemask = resolve_dataset(FACEMASK)[: args.eval_images]
@@ -120,17 +111,17 @@ def main() -> None:
         if not (prune_dir / "rates.json").is_file():
             print(f"== {arm}: pruning", flush=True)
             if arm == "bo-sfp-hard":
-                prune(start, train, config, prune_dir, distill=distill, **common)
+                prune(start, train, config, prune_dir, **common)
             else:
                 bo = json.loads((bo_dir / "rates.json").read_text())
                 rates = bo["rates"] if arm.startswith("bo-") else uniform_rates(start, bo["params_pruned"])
-                soft_prune(start, rates, train, config, prune_dir, distill=distill, **common)
+                soft_prune(start, rates, train, config, prune_dir, **common)
         summary = json.loads((prune_dir / "rates.json").read_text())
         rates_by_arm[arm] = summary["rates"]
         deployed = args.out / arm / "finetune" / "deployed.safetensors"
         if not deployed.is_file():
             print(f"== {arm}: fine-tuning", flush=True)
-            finetune(prune_dir, train, config, args.out / arm / "finetune", distill=distill, **common)
+            finetune(prune_dir, train, config, args.out / arm / "finetune", **common)
         if arm in args.arms:
             rows[arm] = {**score(load_checkpoint(deployed)[0], facemask, holdout), "rates": summary["rates"]}
             print(f"{arm}: {json.dumps({k: v for k, v in rows[arm].items() if k != 'rates'})}", flush=True)

@@ -40,7 +40,7 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def provenance(run: Path, config: str) -> dict:
+def provenance(run: Path, config: str, commit: str | None = None) -> dict:
     report = json.loads((run / "report.json").read_text())
     pipe = read_config_file(config)["pipeline"]
     manifest = Path(pipe["data"].split(":")[0]) / "manifest.json"
@@ -52,7 +52,7 @@ def provenance(run: Path, config: str) -> dict:
         "holdout": f"{HOLDOUT_FRACTION:.0%} of the pool by SHA-1 of each relative path (featherface.data.pool)",
         "teacher": pipe["teacher"],
         "terms": DATA_TERMS,
-        "git_commit": _git_commit(),
+        "git_commit": commit or _git_commit(),
         "timings_s": report.get("timings_s"),
         "pruning": _pruning(run),
     }
@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run", type=Path, help="a finished `featherface pipeline --config pool` run directory")
     parser.add_argument("--config", default="pool", help="the config the run was made with (default: pool)")
     parser.add_argument("--overwrite", action="store_true", help="replace weights already shipped")
+    parser.add_argument("--commit", help="the git commit the run was made from (default: the checkout's HEAD)")
     args = parser.parse_args(argv)
     if not (args.run / "report.json").is_file():
         parser.error(f"{args.run}: no report.json (the pipeline has not finished)")
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     existing = [shipped_path(f"{name}.safetensors") for name in targets]
     if not args.overwrite and any(path.exists() for path in existing):
         parser.error(f"{', '.join(str(p) for p in existing if p.exists())} already shipped; --overwrite replaces")
-    meta = provenance(args.run, args.config)
+    meta = provenance(args.run, args.config, args.commit)
     for name, source in targets.items():
         net, _ = load_checkpoint(source)
         path = save_checkpoint(net, shipped_path(f"{name}.safetensors"), {"provenance": meta, "source": str(source)})

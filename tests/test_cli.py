@@ -127,7 +127,12 @@ def test_bad_model_argument(capsys, tmp_path, sample_images):
 
 @pytest.mark.parametrize(
     ("command", "flag", "value"),
-    [("detect", "--conf", "2"), ("detect", "--conf", "nan"), ("prune", "--latency-exponent", "-1")],
+    [
+        ("detect", "--conf", "2"),
+        ("detect", "--conf", "nan"),
+        ("prune", "--latency-exponent", "-1"),
+        ("prune", "--latency-target", "0"),
+    ],
 )
 def test_bad_numbers_are_rejected_by_the_parser(capsys, sample_images, command, flag, value):
     extra = [str(sample_images / "astronaut.jpg")] if command == "detect" else ["--model", "nano-b"]
@@ -135,6 +140,14 @@ def test_bad_numbers_are_rejected_by_the_parser(capsys, sample_images, command, 
         main([command, *extra, flag, value])
     assert exit_info.value.code == 2
     assert flag in capsys.readouterr().err
+
+
+def test_latency_target_needs_a_hardware_aware_search(capsys, tmp_path):
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "prune", "--model", "nano-b", "--data", "sample", "--out", out,
+                           "--latency-target", "0.6")  # fmt: skip
+    assert_one_line_error(code, err, "--latency-target")
+    assert "--latency-exponent" in err and not out.exists()
 
 
 def test_info_json_keys(capsys, tmp_path):

@@ -35,6 +35,7 @@ from featherface.pruning.search import (
     pruned_config,
     pruned_parameter_count,
     run_search,
+    study_settings,
     trial_value,
 )
 
@@ -368,6 +369,28 @@ def test_trial_value_scales_the_loss_by_relative_time():
     assert trial_value(scores, aware) == pytest.approx(-20.0 * 0.8)
     slower = {"val_loss": 20.0, "latency_ratio": 0.81}
     assert trial_value(scores, aware) > trial_value(slower, aware)
+
+
+def test_latency_target_charges_only_time_above_it():
+    target = SearchConfig(latency_exponent=2.0, latency_target=0.7)
+    assert trial_value({"val_loss": 20.0, "latency_ratio": 0.64}, target) == -20.0  # under the target: free
+    assert trial_value({"val_loss": 20.0, "latency_ratio": 0.7}, target) == -20.0
+    assert trial_value({"val_loss": 20.0, "latency_ratio": 0.77}, target) == pytest.approx(-20.0 * 1.1**2)
+    # a better loss under the target beats a faster but worse candidate; over it, time is paid for
+    assert trial_value({"val_loss": 19.0, "latency_ratio": 0.69}, target) > trial_value(
+        {"val_loss": 20.0, "latency_ratio": 0.55}, target
+    )
+    assert trial_value({"val_loss": 19.0, "latency_ratio": 0.84}, target) < trial_value(
+        {"val_loss": 20.0, "latency_ratio": 0.55}, target
+    )
+
+
+def test_a_latency_target_without_the_latency_term_is_refused(tmp_path):
+    net = create_model("nano-b", pretrained=False)
+    config = SearchConfig(trials=1, latency_target=0.6)
+    with pytest.raises(SearchError, match="latency_exponent"):
+        run_search(net, lambda c, m: {"val_loss": 1.0}, config, f"sqlite:///{tmp_path / 's.db'}")
+    assert "latency_target" not in study_settings(net, SearchConfig())["search"]  # older studies keep their names
 
 
 def test_hardware_aware_search_records_and_uses_the_latency(tmp_path):

@@ -207,6 +207,7 @@ def prune(
         "target_params": config.search.target_params,
         "tolerance": config.search.tolerance,
         "latency_exponent": config.search.latency_exponent,
+        "latency_target": config.search.latency_target,
     }
     summary = soft_prune(
         net, rates, train, config, out_dir, val_annotations, teacher, resume, train_annotations, distill,

@@ -18,10 +18,13 @@ queued trial twice); the GP proposes the rest.
 
 Hardware-aware variant (``latency_exponent`` > 0, off by default; MnasNet's reward ``ACC x (LAT / T)^w``): the
 loss is scaled by ``latency_ratio ** latency_exponent``, the candidate's onnxruntime time over the unpruned
-network's measured on this machine. Such values depend on the machine, so the machine is part of the study's
-settings: a study is named by a hash of everything that makes its trial values comparable (model, data, trial
-recipe, budget, latency term and, with it, the machine), and a run with other settings on the same storage
-starts a new study beside the old one instead of mixing values.
+network's measured on this machine. With a ``latency_target`` T (a fraction of the unpruned network's time),
+only time above T costs: ``max(1, latency_ratio / T) ** latency_exponent`` (MnasNet's reward with alpha = 0, its
+hard-constraint form, and beta = -exponent); below the target the better candidate wins, whatever its speed.
+Such values depend on the machine, so the machine is part of the study's settings: a study is named by a hash of
+everything that makes its trial values comparable (model, data, trial recipe, budget, latency term and, with it,
+the machine), and a run with other settings on the same storage starts a new study beside the old one instead of
+mixing values.
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ class SearchConfig:
     n_startup: int = field(default=10, metadata=rule(ge=0))  # probe + uniform draws before the GP proposes
     # 0: the authors' objective; > 0: hardware-aware (see the module docstring)
     latency_exponent: float = field(default=0.0, metadata=rule(ge=0))
+    # None: every speed-up pays; T: only time above T x the unpruned network's costs (see the module docstring)
+    latency_target: float | None = field(default=None, metadata=rule(gt=0))
     # onnxruntime threads for the latency probe (1 is the steadiest to measure)
     latency_threads: int = field(default=1, metadata=rule(ge=1))
 
@@ -174,11 +179,15 @@ def probe_rates(net: DetectorNet | DetectorConfig, config: SearchConfig) -> dict
 
 
 def trial_value(scores: dict[str, float], config: SearchConfig) -> float:
-    """``-val_loss * latency_ratio ** latency_exponent`` (no latency term when the exponent is 0). A positive
-    loss shrinks with speed, so of two equally good candidates the faster wins."""
+    """``-val_loss * latency_ratio ** latency_exponent`` (no latency term when the exponent is 0): a positive
+    loss shrinks with speed, so of two equally good candidates the faster wins. With ``latency_target`` T the
+    term is ``max(1, latency_ratio / T) ** latency_exponent`` instead: only time over the target costs."""
     loss = scores["val_loss"]
     if config.latency_exponent > 0 and "latency_ratio" in scores:
-        loss *= scores["latency_ratio"] ** config.latency_exponent
+        ratio = scores["latency_ratio"]
+        if config.latency_target is not None:
+            ratio = max(1.0, ratio / config.latency_target)
+        loss *= ratio**config.latency_exponent
     return -loss
 
 
@@ -237,6 +246,8 @@ def study_settings(net: DetectorNet, config: SearchConfig, extra: dict[str, Any]
     ``trials`` and ``seed`` are left out: more trials, or another worker's seed, continue the same study.
     """
     search = {k: v for k, v in asdict(config).items() if k not in ("trials", "seed", "n_startup")}
+    if search["latency_target"] is None:  # studies made before the field existed keep their names
+        del search["latency_target"]
     architecture = json.dumps(asdict(net.config), sort_keys=True, default=str)
     settings: dict[str, Any] = {
         "model": {"params": count_parameters(net), "config_sha1": hashlib.sha1(architecture.encode()).hexdigest()},
@@ -352,6 +363,8 @@ def run_search(
     settings that name the study. ``progress(done, info)`` is called after each trial with the study's count of
     completed trials.
     """
+    if config.latency_target is not None and config.latency_exponent <= 0:
+        raise SearchError("latency_target needs a hardware-aware search (latency_exponent > 0); it would do nothing")
     low, high = budget_bounds(config)
     probe = probe_rates(net, config)
     fit_to_budget(net, probe, low, high)  # raises now if the budget is unreachable

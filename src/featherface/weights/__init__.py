@@ -31,20 +31,20 @@ SHIPPED: dict[str, ShippedModel] = {
         ShippedModel(
             "nano-b-pretrained",
             "nano_b_pretrained.safetensors",
-            "526e88652b44569108327faed333a2056a777d677c6b8a1d73d4a4b7282227a6",
+            "3c626b76174574fc18197d54c8f38cccc8022009522e19031f7c8ec53d69caa2",
             "nano_b_pretrained.onnx",
-            "baeca09bfbc5ba6c6cda486994d671f10fd4177d9afb6e973a81ded9d03a07b8",
+            "6bda995b781b08ebf63b24db32e78320c63ecb82a82d8f537bfe23c259a06acc",
         ),
         ShippedModel(
             "nano-b-distilled",
             "nano_b_distilled.safetensors",
-            "b392ed33d28b34e7715eb51e878f4cb0d6fe701856582784dd7522396c09faba",
+            "39445dc800f70d5298289644085e7163dc1d8c93ada60de8e66f576368e6e6fb",
         ),
     )
 }
 
 # What `featherface detect` and `Detector.load()` run when no model is named. It stays the WIDER-trained
-# RetinaFace until the pretrained Nano-B reaches 0.9x its facemask AP (today 0.39x: weights/README.md); then
+# RetinaFace until the pretrained Nano-B reaches 0.9x its facemask AP (today 0.46x: weights/README.md); then
 # "nano-b-pretrained", which runs from its ONNX without torch.
 DEFAULT_MODEL = "retinaface-mnet025"
 

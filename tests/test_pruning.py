@@ -393,6 +393,18 @@ def test_a_latency_target_without_the_latency_term_is_refused(tmp_path):
     assert "latency_target" not in study_settings(net, SearchConfig())["search"]  # older studies keep their names
 
 
+def test_a_config_with_a_latency_target_but_no_latency_term_is_refused_at_load(tmp_path):
+    from featherface.config_schema import ConfigError
+    from featherface.pruning.phases import load_prune_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("prune:\n  search:\n    latency_target: 0.6\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: prune\.search\.latency_target: .*latency_exponent > 0"):
+        load_prune_config(path)
+    path.write_text("prune:\n  search:\n    latency_target: 0.6\n    latency_exponent: 2\n")
+    assert load_prune_config(path).search.latency_target == 0.6
+
+
 def test_hardware_aware_search_records_and_uses_the_latency(tmp_path):
     net = create_model("nano-b", pretrained=False)
     seen = []

@@ -579,6 +579,7 @@ def _load_teacher(spec: str | None):
 
 def _prune_config(args: argparse.Namespace):
     from featherface.pruning.phases import load_prune_config
+    from featherface.pruning.search import SearchError, check_latency_settings
 
     config = load_prune_config(_config_source(args))
     if getattr(args, "trials", None):
@@ -594,9 +595,11 @@ def _prune_config(args: argparse.Namespace):
     if getattr(args, "latency_exponent", None) is not None:
         config.search.latency_exponent = args.latency_exponent
     if getattr(args, "latency_target", None) is not None:
-        if config.search.latency_exponent <= 0:
-            raise CommandError("--latency-target: needs a hardware-aware search (--latency-exponent > 0)")
         config.search.latency_target = args.latency_target
+    try:  # now, before any work, for the flags and the config file alike
+        check_latency_settings(config.search)
+    except SearchError as exc:
+        raise CommandError(f"--latency-target: {exc} (--latency-exponent)") from None
     if getattr(args, "mask", None):
         config.mask = args.mask
     if args.epochs:  # --epochs sets the phase's own length: SFP epochs (prune) or fine-tune epochs (finetune)

@@ -23,7 +23,7 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from featherface.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
-from featherface.config_schema import build, rule
+from featherface.config_schema import ConfigError, build, rule
 from featherface.data.sample import resolve_dataset
 from featherface.losses.distill import DistillConfig
 from featherface.models.detector_net import DetectorNet, count_parameters
@@ -40,7 +40,9 @@ from featherface.pruning.masks import (
 from featherface.pruning.plots import plot_convergence, plot_rates
 from featherface.pruning.search import (
     SearchConfig,
+    SearchError,
     best_feasible_trial,
+    check_latency_settings,
     completed_trials,
     pruned_parameter_count,
     run_search,
@@ -79,9 +81,14 @@ class PruneConfig:
 
 def load_prune_config(source: str | Path | None) -> PruneConfig:
     """The ``prune:`` section of a preset name or YAML file (defaults without one)."""
-    from featherface.training.config import load_section_config
+    from featherface.training.config import config_path, load_section_config
 
-    return load_section_config(PruneConfig, source, "prune", "pruning")
+    config = load_section_config(PruneConfig, source, "prune", "pruning")
+    try:  # at load, not an hour later when phase 2 starts
+        check_latency_settings(config.search)
+    except SearchError as exc:
+        raise ConfigError(f"{config_path(source)}: prune.search.latency_target: {exc}") from None
+    return config
 
 
 def _objective(

@@ -344,6 +344,12 @@ def trial_count(done: int, trials: int) -> str:
 _TRIAL_LAYOUT_ATTRS = frozenset({"rates", "widths", "params", "feasible", "budget_miss", "same_widths_as"})
 
 
+def check_latency_settings(config: SearchConfig) -> None:
+    """A latency target without the latency term would do nothing: refused (callers check before any work)."""
+    if config.latency_target is not None and config.latency_exponent <= 0:
+        raise SearchError("latency_target needs a hardware-aware search (latency_exponent > 0); it would do nothing")
+
+
 def run_search(
     net: DetectorNet,
     evaluate: Callable[[DetectorNet, Masks], dict[str, float]],
@@ -363,8 +369,7 @@ def run_search(
     settings that name the study. ``progress(done, info)`` is called after each trial with the study's count of
     completed trials.
     """
-    if config.latency_target is not None and config.latency_exponent <= 0:
-        raise SearchError("latency_target needs a hardware-aware search (latency_exponent > 0); it would do nothing")
+    check_latency_settings(config)
     low, high = budget_bounds(config)
     probe = probe_rates(net, config)
     fit_to_budget(net, probe, low, high)  # raises now if the budget is unreachable

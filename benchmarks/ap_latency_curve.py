@@ -63,8 +63,15 @@ def plot(rows: dict[str, dict], path: Path) -> None:
     ours = sorted((row["latency_ms"], row["facemask_ap50"] or 0.0, name) for name, row in rows.items()
                   if row["kind"] == "nano-b")  # fmt: skip
     ax.plot([p[0] for p in ours], [p[1] for p in ours], "o-", label="Nano-B, hardware-aware B-FPGM")
+    labels: list[tuple[float, float, str]] = []  # points within 2 % of time and 0.002 AP share one label
     for ms, ap, name in ours:
-        ax.annotate(name, (ms, ap), textcoords="offset points", xytext=(4, -10), fontsize=7)
+        near = next((i for i, (m, a, _) in enumerate(labels) if abs(m - ms) < 0.02 * ms and abs(a - ap) < 2e-3), None)
+        if near is None:
+            labels.append((ms, ap, name))
+        else:
+            labels[near] = (*labels[near][:2], f"{labels[near][2]} = {name}")
+    for i, (ms, ap, name) in enumerate(labels):  # alternately below and above the line
+        ax.annotate(name, (ms, ap), textcoords="offset points", xytext=(4, -12 if i % 2 == 0 else 6), fontsize=7)
     for name, row in rows.items():
         if row["kind"] != "nano-b":
             label = name if row["kind"] == "start" else Path(name).stem.replace("_dynamic", "")

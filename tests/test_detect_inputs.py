@@ -5,6 +5,7 @@ import hashlib
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from featherface.cli import main
@@ -271,3 +272,119 @@ def test_a_consumer_that_breaks_out_of_a_pipeline_stage_stops_the_reader_and_lea
     (reader,) = opened
     assert not thread.is_alive() and not reader.capture.isOpened() and reader.reading_at_release is False
     assert not target.exists() and list(target.parent.iterdir()) == []
+
+
+class SlowFirstDetector:
+    """A stand-in for a Detector: each image's "faces" are its mean pixel; the first batch takes longest, so a
+    pipeline that yielded results as they finish would put it last. Records how many batches ran at once."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lock, self.running, self.most_at_once, self.calls = threading.Lock(), 0, 0, 0
+
+    def detect_batch(self, images, **options):
+        import time
+
+        from featherface.detection.postprocess import Detections
+
+        with self.lock:
+            self.calls += 1
+            first = self.calls == 1
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        time.sleep(0.3 if first else 0.05)
+        with self.lock:
+            self.running -= 1
+        return [Detections(scores=np.array([image.mean()], np.float32)) for image in images]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_concurrent_batches_come_back_in_input_order_with_failures_in_place(photos, batch_size):
+    import cv2
+
+    from featherface.detection.sources import collect_sources
+    from featherface.detection.stream import detect_images
+
+    (photos / "bad.png").write_bytes(b"")
+    sources = collect_sources([photos])
+    detector = SlowFirstDetector()
+    results = list(detect_images(detector, sources, batch_size=batch_size, inference_threads=3))
+    order = ["a/deep/z.jpg", "a/x.jpg", "b/x.jpg", "bad.png", "y.jpg", "y.png"]
+    assert [r.source.relative.as_posix() for r in results] == order
+    assert [r.error for r in results] == [None, None, None, "not a readable image", None, None]
+    for result in results[:3] + results[4:]:  # each result carries its own file's pixels and "faces"
+        pixels = cv2.imread(str(result.source.path))
+        np.testing.assert_array_equal(result.image, pixels)
+        assert float(result.detections.scores[0]) == pytest.approx(pixels.mean(), rel=1e-6)
+    # batches of 2: z.jpg + a/x.jpg (one size), b/x.jpg alone (the failure follows it), y.jpg + y.png (512x512)
+    assert detector.calls == (5 if batch_size == 1 else 3)
+    assert detector.most_at_once >= 2  # batches overlapped: the slow first one did not hold up the next
+
+
+def test_a_failure_comes_out_without_waiting_for_later_batches(photos):
+    """--strict stops at the first unreadable file: its result must not wait for the batches queued after it."""
+    from featherface.detection.sources import collect_sources
+    from featherface.detection.stream import detect_images
+
+    (photos / "a" / "y.png").write_bytes(b"")  # third in order: a/deep/z.jpg, a/x.jpg, a/y.png, b/x.jpg, ...
+    detector = SlowAfterFirstDetector()
+    found = detect_images(detector, collect_sources([photos]), batch_size=1, inference_threads=2)
+    first, second, third = next(found), next(found), next(found)
+    assert first.ok and second.ok and third.error == "not a readable image"
+    assert detector.finished < detector.calls  # a later (slow) batch was still running when the failure came out
+    found.close()
+
+
+class SlowAfterFirstDetector(SlowFirstDetector):
+    """Every batch after the first takes 0.5 s; counts the batches finished."""
+
+    finished = 0
+
+    def detect_batch(self, images, **options):
+        import time
+
+        from featherface.detection.postprocess import Detections
+
+        with self.lock:
+            self.calls += 1
+            slow = self.calls > 1
+        time.sleep(0.5 if slow else 0.0)
+        with self.lock:
+            self.finished += 1
+        return [Detections() for _ in images]
+
+
+def test_side_by_side_forward_passes_find_exactly_what_one_at_a_time_finds(photos):
+    """The shipped ONNX, one-thread passes: two at once give bit-identical faces to one at a time."""
+    from featherface.detection.sources import collect_sources
+    from featherface.detection.stream import detect_images
+
+    detector = Detector.load("nano-b-pretrained", threads=1)
+    sources = collect_sources([photos])
+    one, two = (list(detect_images(detector, sources, batch_size=1, inference_threads=n)) for n in (1, 2))
+    assert [r.name for r in one] == [r.name for r in two]
+    for a, b in zip(one, two, strict=True):
+        assert len(a.detections) >= 1
+        np.testing.assert_array_equal(a.detections.boxes, b.detections.boxes)
+        np.testing.assert_array_equal(a.detections.scores, b.detections.scores)
+
+
+def test_threads_go_across_passes_for_onnx_on_the_cpu_and_inside_one_pass_otherwise(monkeypatch, tmp_path):
+    from featherface.detection import api
+    from featherface.detection.api import split_threads
+
+    onnx = str(tmp_path / "model.onnx")
+    assert split_threads("nano-b-pretrained", "cpu", 2, images=848) == (1, 2)
+    assert split_threads(onnx, "auto", 4, images=10) == (1, 4)
+    assert split_threads(onnx, "cpu", 4, images=3) == (1, 3)  # never more passes than batches
+    assert split_threads(onnx, "cpu", 8, images=8, batch_size=8) == (8, 1)  # one batch: all threads in its pass
+    assert split_threads(onnx, "cpu", 16, images=16, batch_size=8) == (8, 2)  # two batches share the threads
+    assert split_threads(onnx, "cpu", 12, images=100) == (3, 4)  # at most 4 passes hold images at once
+    monkeypatch.setattr(api, "cpu_threads", lambda: 16)
+    assert split_threads(onnx, "cpu", None, images=100) == (4, 4)
+    assert split_threads(onnx, "cpu", 2, images=1) == (2, 1)  # one image
+    assert split_threads(onnx, "cpu", 2, images=0) == (2, 1)  # videos among the inputs: frames one pass at a time
+    assert split_threads(onnx, "cuda", 2, images=100) == (2, 1)
+    assert split_threads("retinaface-mnet025", "cpu", 2, images=100) == (2, 1)  # torch
+    assert split_threads("nano-b-pretrained", "cuda", None, images=100) == (None, 1)  # its checkpoint, in torch

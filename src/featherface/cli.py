@@ -105,14 +105,19 @@ def _face_size_options(args: argparse.Namespace, size: int | None = None) -> dic
     return {"size": size, "min_face": args.min_face, "max_face": args.max_face}
 
 
-def _load_detector(args: argparse.Namespace):
-    from featherface.detection.api import Detector
+def _load_detector(args: argparse.Namespace, sources: list[Any]) -> tuple[Any, int]:
+    """The detector of ``--model`` and how many batches of ``sources``' images it runs at once (``--threads``
+    spent across forward passes or inside each: :func:`featherface.detection.api.split_threads`)."""
+    from featherface.detection.api import Detector, split_threads
     from featherface.detection.postprocess import PostprocessConfig
 
-    return Detector.load(
-        args.model, device=args.device, threads=args.threads, allow_untrained=args.allow_untrained,
+    images = len(sources) if all(source.kind == "image" for source in sources) else 0
+    per_pass, at_once = split_threads(args.model, args.device, args.threads, images, args.batch_size)
+    detector = Detector.load(
+        args.model, device=args.device, threads=per_pass, allow_untrained=args.allow_untrained,
         postprocess_config=PostprocessConfig(args.conf, args.nms),
     )  # fmt: skip
+    return detector, at_once
 
 
 def _claim_json(guard: Any, path: str | Path | None) -> None:
@@ -165,8 +170,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
     guard = OutputGuard(sources)
     _claim_json(guard, args.json)
     drawn = mirror_outputs(sources, save_dir, guard) if save_dir else {}
-    detector = _load_detector(args)
-    results = detect_sources(detector, sources, args.batch_size, track=not args.no_track, **options)
+    detector, at_once = _load_detector(args, sources)
+    results = detect_sources(
+        detector, sources, args.batch_size, track=not args.no_track, inference_threads=at_once, **options
+    )
     if drawn:
         results = write_rendered(results, drawn, lambda r: draw_detections(r.image, r.detections))
     skipped = SkippedFiles(len(sources), args.strict, "--strict")
@@ -212,7 +219,10 @@ def _add_detection_tuning(p: argparse.ArgumentParser, conf: float, conf_help: st
         help="largest face of interest (pixels): larger faces are dropped; sets the tiles' overlap",
     )  # fmt: skip
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    p.add_argument("--threads", type=_positive_int, help="CPU threads")
+    p.add_argument(
+        "--threads", type=_positive_int,
+        help="CPU threads (default: all); an ONNX model over several images runs that many one-thread passes at once",
+    )  # fmt: skip
     p.add_argument("--batch-size", type=_positive_int, default=8, help="images of one size (or frames) per pass")
     p.add_argument(
         "--strict", action="store_true", help="stop at the first unreadable file (default: skip it, count, list it)"
@@ -231,7 +241,7 @@ def cmd_crop(args: argparse.Namespace) -> int:
     guard = OutputGuard(sources)
     json_path = Path(args.json) if args.json else out / "crops.json"
     _claim_json(guard, json_path)
-    detector = _load_detector(args)
+    detector, options["inference_threads"] = _load_detector(args, sources)
     skipped = SkippedFiles(len(sources), args.strict, "--strict")
     crops, faces_skipped = 0, {}  # faces_skipped: reason -> faces without a crop
     entries = crop_files(detector, sources, out, args.size, args.margin, guard, batch_size=args.batch_size, **options)
@@ -264,7 +274,7 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     sources = collect_sources(args.inputs, skip=[out])
     guard = OutputGuard(sources)
     _claim_json(guard, args.json)
-    detector = _load_detector(args)
+    detector, options["inference_threads"] = _load_detector(args, sources)
     skipped = SkippedFiles(len(sources), args.strict, "--strict")
     files = anonymize_files(
         detector, sources, out, config, guard, track=not args.no_track, batch_size=args.batch_size, **options
@@ -345,12 +355,13 @@ def _evaluate_wider(args: argparse.Namespace) -> dict[str, Any]:
     if args.model:
         if not args.images:
             raise CommandError("--wider-gt with --model needs --images WIDER_val/images")
-        from featherface.detection.api import Detector
+        from featherface.detection.api import Detector, split_threads
         from featherface.evaluation.runner import predict_wider
 
         pred_dir = args.write_predictions
-        detector = Detector.load(args.model, device=args.device, threads=args.threads, allow_untrained=True)
-        count = predict_wider(detector, args.images, pred_dir)
+        per_pass, at_once = split_threads(args.model, args.device, args.threads, len(ground_truth))
+        detector = Detector.load(args.model, device=args.device, threads=per_pass, allow_untrained=True)
+        count = predict_wider(detector, args.images, pred_dir, inference_threads=at_once)
         print(f"wrote predictions for {count} images to {pred_dir}")
     result = evaluate_wider(read_predictions(pred_dir), ground_truth)
     if result.images_without_predictions:
@@ -372,7 +383,7 @@ _MAX_IMAGE_ROWS = 50
 def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
     from featherface.data.labels import LabelReport
     from featherface.data.sample import resolve_dataset
-    from featherface.detection.api import Detector
+    from featherface.detection.api import Detector, split_threads
     from featherface.evaluation.plots import plot_pr_curves
     from featherface.evaluation.runner import (
         EVAL_CONF_THRESHOLD,
@@ -393,11 +404,12 @@ def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
         raise CommandError(f"{args.data}: no labelled images{skipped}")
     drawn = claim_drawn_copies([ann.path for ann in annotations], args.save_dir, args.json)
     # evaluating an untrained model is legitimate (a baseline): its AP says what it is
-    detector = Detector.load(args.model, device=args.device, threads=args.threads, allow_untrained=True)
+    per_pass, at_once = split_threads(args.model, args.device, args.threads, len(annotations))
+    detector = Detector.load(args.model, device=args.device, threads=per_pass, allow_untrained=True)
     # an image that cannot be decoded is skipped and counted (with --strict: the error, exit status 2)
     result, detections = evaluate_detector(
         detector, annotations, score_threshold=args.conf, iou_threshold=args.iou,
-        report=None if args.strict else report,
+        report=None if args.strict else report, inference_threads=at_once,
     )  # fmt: skip
     if report.total:
         print(f"warning: skipped {report.summary()}", file=sys.stderr)
@@ -886,7 +898,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--save-dir", help="write drawn copies here, mirroring the images' relative paths (never over an input)"
     )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    p.add_argument("--threads", type=_positive_int, help="CPU threads")
+    p.add_argument(
+        "--threads", type=_positive_int,
+        help="CPU threads (default: all); an ONNX model runs that many one-thread passes at once",
+    )  # fmt: skip
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("benchmark", help="latency of several models, interleaved in one run")

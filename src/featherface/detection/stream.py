@@ -89,48 +89,81 @@ def detect_sources(
     workers: int = 2,
     track: bool = True,
     tracker_config: TrackerConfig | None = None,
+    inference_threads: int = 1,
     **options,
 ) -> Iterator[Result]:
-    """Results for every source in order: runs of images through :func:`detect_images`, videos through
-    :func:`detect_video`. ``options``: ``size``, ``min_face``, ``max_face`` of :meth:`Detector.detect_batch`."""
+    """Results for every source in order: runs of images through :func:`detect_images` (``inference_threads``
+    batches at once), videos through :func:`detect_video`. ``options``: ``size``, ``min_face``, ``max_face`` of
+    :meth:`Detector.detect_batch`."""
     run: list[Source] = []
     for source in [*sources, None]:
         if source is not None and source.kind == "image":
             run.append(source)
             continue
         if run:
-            yield from detect_images(detector, run, batch_size, workers, **options)
+            yield from detect_images(detector, run, batch_size, workers, inference_threads, **options)
             run = []
         if source is not None:
             yield from detect_video(detector, source, batch_size, track, tracker_config, **options)
 
 
 def detect_images(
-    detector: Detector, sources: Sequence[Source], batch_size: int = 8, workers: int = 2, **options
+    detector: Detector,
+    sources: Sequence[Source],
+    batch_size: int = 8,
+    workers: int = 2,
+    inference_threads: int = 1,
+    **options,
 ) -> Iterator[Result]:
     """Results for image files in order. ``workers`` threads decode ahead of the network; consecutive images of
-    one size go through it together (up to ``batch_size``). Mixed sizes are never padded into one batch, so a
+    one size go through it together (up to ``batch_size``); ``inference_threads`` batches run at once, each in its
+    own thread (the network and most of the post-processing release the GIL, so on a small CPU two one-thread
+    forward passes side by side beat one two-thread pass). Mixed sizes are never padded into one batch, so a
     face's result does not depend on its neighbours."""
     pending: list[tuple[Source, np.ndarray]] = []
+    # in input order: (batch, future of its detections), or (source, reason) for a file that could not be read
+    running: deque = deque()
 
-    def flush() -> Iterator[Result]:
-        found = detector.detect_batch([image for _, image in pending], **options)
-        for (source, image), detections in zip(pending, found, strict=True):
-            yield Result(source, image, detections)
+    def submit() -> None:
+        batch = list(pending)
+        running.append((batch, inference.submit(detector.detect_batch, [image for _, image in batch], **options)))
         pending.clear()
 
+    def collect(keep: int) -> Iterator[Result]:
+        """Results from the front of ``running`` while more than ``keep`` batches are in flight, and then those
+        already finished or failed (a failure, or a finished batch, never waits for later ones: ``--strict``
+        stops at once, an interrupted run keeps them)."""
+        in_flight = sum(not isinstance(future, str) for _, future in running)
+        while running:
+            batch, future = running[0]
+            if isinstance(future, str):
+                running.popleft()
+                yield Result(batch, error=future)
+                continue
+            if in_flight <= keep and not future.done():
+                return
+            running.popleft()
+            in_flight -= 1
+            for (source, image), detections in zip(batch, future.result(), strict=True):
+                yield Result(source, image, detections)
+
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
+    inference = ThreadPoolExecutor(max_workers=inference_threads, thread_name_prefix="inference")
     try:
         for source, image, error in _decode_ahead(pool, sources, depth=batch_size + 2 * workers):
             if pending and (error is not None or len(pending) >= batch_size or pending[0][1].shape != image.shape):
-                yield from flush()
+                submit()
+                yield from collect(inference_threads)  # one more queued: no thread idles while the next forms
             if error is not None:
-                yield Result(source, error=error)
+                running.append((source, error))  # keeps its place in the order
+                yield from collect(inference_threads)
             else:
                 pending.append((source, image))
         if pending:
-            yield from flush()
+            submit()
+        yield from collect(0)
     finally:  # a consumer that stops early (Ctrl-C, --strict, an error) does not wait for decodes still queued
+        inference.shutdown(wait=True, cancel_futures=True)
         pool.shutdown(wait=True, cancel_futures=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 
 from tqdm import tqdm
@@ -11,6 +12,8 @@ from featherface.data.labels import ImageAnnotation, LabelReport
 from featherface.detection.api import Detector
 from featherface.detection.image import ImageError, list_images, read_image
 from featherface.detection.postprocess import Detections, PostprocessConfig
+from featherface.detection.sources import Source
+from featherface.detection.stream import detect_images
 from featherface.evaluation.voc import DatasetResult, evaluate_dataset
 from featherface.evaluation.widerface import write_prediction_file
 
@@ -25,21 +28,28 @@ def evaluation_postprocess() -> PostprocessConfig:
 
 
 def detect_dataset(
-    detector: Detector, annotations: list[ImageAnnotation], progress: bool = True, report: LabelReport | None = None
+    detector: Detector,
+    annotations: list[ImageAnnotation],
+    progress: bool = True,
+    report: LabelReport | None = None,
+    inference_threads: int = 1,
 ) -> list[Detections | None]:
-    """Detections for every labelled image, at its original size. An image that cannot be decoded raises
-    :class:`ImageError`, or with a ``report`` is skipped (None in its place) and counted there."""
+    """Detections for every labelled image, at its original size, one image per forward pass (images decoded
+    ahead; ``inference_threads`` passes at once). An image that cannot be decoded raises :class:`ImageError`, or
+    with a ``report`` is skipped (None in its place) and counted there."""
     results: list[Detections | None] = []
-    for ann in tqdm(annotations, desc="detect", unit="img", disable=not progress, leave=False):
-        try:
-            image = read_image(ann.path)
-        except ImageError as exc:
-            if report is None:
-                raise
-            report.add_file(ann.path, "unreadable image", ann.source or str(ann.path), str(exc))
-            results.append(None)
-            continue
-        results.append(detector.detect(image))
+    sources = [Source.of(ann.path) for ann in annotations]
+    found = detect_images(detector, sources, batch_size=1, inference_threads=inference_threads)
+    bar = tqdm(zip(annotations, found, strict=True), total=len(annotations), desc="detect", unit="img",
+               disable=not progress, leave=False)  # fmt: skip
+    with closing(found):
+        for ann, result in bar:
+            if result.error is not None:
+                detail = f"{ann.path}: {result.error}"
+                if report is None:
+                    raise ImageError(detail)
+                report.add_file(ann.path, "unreadable image", ann.source or str(ann.path), detail)
+            results.append(result.detections)
     return results
 
 
@@ -50,9 +60,11 @@ def evaluate_detector(
     progress: bool = True,
     iou_threshold: float = 0.5,
     report: LabelReport | None = None,
+    inference_threads: int = 1,
 ) -> tuple[DatasetResult, list[Detections | None]]:
     """AP at ``iou_threshold``, recall, precision and NME of ``detector`` at original image size (its own
-    thresholds are replaced by the protocol's: conf 0.02, NMS 0.4).
+    thresholds are replaced by the protocol's: conf 0.02, NMS 0.4); ``inference_threads``: forward passes at once
+    (:func:`featherface.detection.api.split_threads`).
 
     With a ``report``, an image that cannot be decoded is skipped, counted there and left out of every figure
     (its detections are None); without one it raises :class:`ImageError`.
@@ -60,7 +72,7 @@ def evaluate_detector(
     saved = detector.postprocess_config
     detector.postprocess_config = evaluation_postprocess()
     try:
-        detections = detect_dataset(detector, annotations, progress, report)
+        detections = detect_dataset(detector, annotations, progress, report, inference_threads)
     finally:
         detector.postprocess_config = saved
     read = [i for i, found in enumerate(detections) if found is not None]
@@ -70,10 +82,17 @@ def evaluate_detector(
     return result, detections
 
 
-def predict_wider(detector: Detector, images_dir: str | Path, out_dir: str | Path, progress: bool = True) -> int:
+def predict_wider(
+    detector: Detector,
+    images_dir: str | Path,
+    out_dir: str | Path,
+    progress: bool = True,
+    inference_threads: int = 1,
+) -> int:
     """Run over ``images_dir/<event>/*.jpg`` (WIDER_val/images, or its parent) writing ``out_dir/<event>/<image>.txt``.
 
-    Original size, conf 0.02, NMS 0.4. Returns the number of images.
+    Original size, conf 0.02, NMS 0.4, one image per forward pass (``inference_threads`` at once). Returns the
+    number of images; an image that cannot be decoded raises :class:`ImageError`.
     """
     images_dir = Path(images_dir)
     if (images_dir / "images").is_dir():
@@ -87,9 +106,15 @@ def predict_wider(detector: Detector, images_dir: str | Path, out_dir: str | Pat
     saved = detector.postprocess_config
     detector.postprocess_config = evaluation_postprocess()
     try:
-        for event, path in tqdm(files, desc="WIDER predictions", unit="img", disable=not progress):
-            found = detector.detect(read_image(path))
-            write_prediction_file(Path(out_dir) / event / f"{path.stem}.txt", path.stem, found.boxes, found.scores)
+        sources = [Source.of(path) for _, path in files]
+        found = detect_images(detector, sources, batch_size=1, inference_threads=inference_threads)
+        with closing(found):
+            for (event, path), result in tqdm(zip(files, found, strict=True), total=len(files),
+                                              desc="WIDER predictions", unit="img", disable=not progress):  # fmt: skip
+                if result.error is not None:
+                    raise ImageError(f"{path}: {result.error}")
+                faces = result.detections
+                write_prediction_file(Path(out_dir) / event / f"{path.stem}.txt", path.stem, faces.boxes, faces.scores)
     finally:
         detector.postprocess_config = saved
     return len(files)

@@ -554,6 +554,7 @@ def _epochs_done(result) -> str:
 
 def cmd_distill(args: argparse.Namespace) -> int:
     from featherface.checkpoint import load_model
+    from featherface.models.zoo import start_from_teacher_backbone
     from featherface.training.distill import DistillObjective, distillation_data
     from featherface.training.trainer import Trainer
 
@@ -569,6 +570,11 @@ def cmd_distill(args: argparse.Namespace) -> int:
         strict=config.strict,
     )  # fmt: skip
     student = load_model(args.student)
+    if args.student_init == "teacher-backbone" and not args.resume:
+        try:
+            start_from_teacher_backbone(student, teacher)
+        except ValueError as exc:
+            raise CommandError(f"--student-init teacher-backbone: {exc}") from None
     objective = DistillObjective(teacher, student, config, distill_config)
     trainer = Trainer(
         student, config, args.out, resume=args.resume, objective=objective, train_annotations=annotations,
@@ -811,6 +817,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("distill", help="phase 1: distil a teacher into a student (labelled or unlabelled images)")
     p.add_argument("--teacher", required=True, help="zoo name, checkpoint or run dir (e.g. retinaface-mnet025)")
     p.add_argument("--student", required=True, help="zoo name (e.g. nano-b) or a checkpoint")
+    p.add_argument(
+        "--student-init", choices=("imagenet", "teacher-backbone"), default="imagenet",
+        help="where the student's backbone starts: its own weights (ImageNet for nano-b), or the teacher's trained "
+        "backbone where the layers match (nano-b from retinaface-mnet025)",
+    )  # fmt: skip
     p.add_argument("--data", required=True, help="label.txt, WIDER root, sample / sample:train, or a folder of images")
     _add_distill_options(p)
     _add_training_options(p)

@@ -21,7 +21,7 @@ from featherface.detection.image import read_image
 from featherface.evaluation.voc import format_metric
 from featherface.fileio import remove_stale_temp_files, save_figure
 from featherface.models.detector_net import count_parameters
-from featherface.models.zoo import ZOO, create_model
+from featherface.models.zoo import STUDENT_INITS, ZOO, create_model, start_from_teacher_backbone
 from featherface.profiling import gflops
 from featherface.training.config import config_path, load_section, load_train_config
 
@@ -33,6 +33,9 @@ class PipelineConfig:
     report_data: list[str] = dataclasses.field(default_factory=list)  # more labelled sets scored in the report
     teacher: str = "retinaface-mnet025"
     student: str = "nano-b"
+    # Where the student's backbone starts: its zoo weights (ImageNet for nano-b), or the teacher's trained backbone
+    # when both are MobileNetV1-0.25 layer for layer (SPEC section 4; recorded in the distillation's phase.json).
+    student_init: str = dataclasses.field(default="imagenet", metadata=rule(choices=STUDENT_INITS))
     teacher_epochs: int = dataclasses.field(default=40, metadata=rule(ge=1))
     distill_epochs: int = dataclasses.field(default=30, metadata=rule(ge=1))
     benchmark_size: int = dataclasses.field(default=640, metadata=rule(ge=32))
@@ -118,14 +121,17 @@ def run_pipeline(config_source: str | Path | None, out_dir: str | Path) -> dict[
     if _done(distill_dir) is None:
         _say(f"phase 1: distilling {pipe.teacher} into {pipe.student}")
         distill_train = dataclasses.replace(train, epochs=pipe.distill_epochs, model=pipe.student)
+        resume_distill = (distill_dir / "trainer_state.pt").is_file()
         student = create_model(pipe.student)
+        if pipe.student_init == "teacher-backbone" and not resume_distill:
+            copied = start_from_teacher_backbone(student, teacher)
+            _say(f"phase 1: the student starts from the teacher's backbone ({copied} tensors)")
         objective = DistillObjective(teacher, student, distill_train, distill_config)
-        resume = (distill_dir / "trainer_state.pt").is_file()
         Trainer(
-            student, distill_train, distill_dir, resume=resume, objective=objective,
+            student, distill_train, distill_dir, resume=resume_distill, objective=objective,
             train_annotations=train_annotations, val_annotations=val,
         ).fit()  # fmt: skip
-        _finish(distill_dir, {"teacher": teacher_spec})
+        _finish(distill_dir, {"teacher": teacher_spec, "student": pipe.student, "student_init": pipe.student_init})
     timed("distill", t0)
 
     # phase 2: B-FPGM

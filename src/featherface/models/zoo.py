@@ -118,3 +118,28 @@ def require_trained(name: str) -> None:
             f"(featherface train/distill/pipeline). Trained models: {trained}; or allow it explicitly "
             "(--allow-untrained, Detector.load(..., allow_untrained=True))"
         )
+
+
+STUDENT_INITS = ("imagenet", "teacher-backbone")
+
+
+def start_from_teacher_backbone(student: DetectorNet, teacher: DetectorNet) -> int:
+    """Copy the teacher's trained backbone into the student (SPEC section 4: an initialisation; the student's
+    architecture is unchanged). Nano-B and RetinaFace-mnet0.25 share MobileNetV1-0.25 layer for layer, so the
+    student starts from WIDER-trained face features instead of ImageNet's. Every backbone tensor (weights and BN
+    statistics) must exist in both with the same shape; returns how many were copied."""
+    teacher_state = {k: v for k, v in teacher.state_dict().items() if k.startswith("backbone.")}
+    student_state = {k: v for k, v in student.state_dict().items() if k.startswith("backbone.")}
+    misfits = sorted(
+        k for k in student_state.keys() | teacher_state.keys()
+        if k not in teacher_state or k not in student_state or teacher_state[k].shape != student_state[k].shape
+    )  # fmt: skip
+    if misfits or not student_state:
+        raise ValueError(
+            f"the teacher's backbone does not fit the student's ({len(misfits)} tensor(s) differ, first "
+            f"{misfits[:3]}); start the student from ImageNet (student_init: imagenet) instead"
+        )
+    with torch.no_grad():
+        for name, tensor in student_state.items():
+            tensor.copy_(teacher_state[name])
+    return len(student_state)

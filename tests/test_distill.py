@@ -124,3 +124,48 @@ def test_featherface_v1_trained_briefly_then_distilled_into_nano_b(tmp_path, cap
                  "--out", str(soft_run), "--config", str(soft), "--device", "cpu"]) == 0  # fmt: skip
     assert "alpha = 1" in capsys.readouterr().out
     assert "loss_task_cls" not in read_rows(soft_run)[0]
+
+
+def _feature_objective(weight: float):
+    from featherface.models.zoo import create_model
+    from featherface.training.config import TrainConfig
+    from featherface.training.distill import DistillObjective
+
+    teacher = create_model("retinaface-mnet025").eval()
+    student = create_model("retinaface-mnet025")  # same widths: an identity adapter maps its features exactly
+    config = DistillConfig(alpha=1.0, feature_weight=weight, teacher_label_score=None)
+    return teacher, student, DistillObjective(teacher, student, TrainConfig(), config)
+
+
+def test_feature_distillation_is_zero_through_identity_adapters_and_one_when_doubled():
+    torch.manual_seed(0)
+    _teacher, student, objective = _feature_objective(1.0)
+    images = torch.randn(2, 3, 64, 64) * 50
+    with torch.no_grad():
+        for adapter in objective.adapters:
+            adapter.weight.copy_(torch.eye(adapter.in_channels).view_as(adapter.weight))
+            adapter.bias.zero_()
+        student.eval()  # BN in inference mode: the student's features are the teacher's exactly
+        zero = objective(student, images, [])["distill_features"]
+        for adapter in objective.adapters:
+            adapter.weight.mul_(2)
+        # ||2t - t||^2 / ||t||^2 = 1 on every level
+        one = objective(student, images, [])["distill_features"]
+    assert float(zero) == pytest.approx(0.0, abs=1e-6)
+    assert float(one) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_feature_distillation_trains_the_adapters_and_keeps_no_features():
+    torch.manual_seed(0)
+    _teacher, student, objective = _feature_objective(0.5)
+    losses = objective(student, torch.randn(1, 3, 64, 64) * 50, [])
+    assert set(losses) >= {"distill_features", "distill", "total"}
+    losses["total"].backward()
+    assert all(a.weight.grad is not None and a.weight.grad.abs().sum() > 0 for a in objective.adapters)
+    assert objective._features == {"student": [], "teacher": []}
+    with torch.no_grad():
+        student(torch.randn(1, 3, 64, 64))  # a forward outside the objective (validation) records nothing
+    assert objective._features == {"student": [], "teacher": []}
+    # the adapters are the objective's, never the student's
+    assert not any("adapter" in k for k in student.state_dict())
+    assert any(k.startswith("adapters.") for k in objective.state_dict())

@@ -724,14 +724,19 @@ def _add_distill_options(p: argparse.ArgumentParser) -> None:
         "--confident", type=_unit_float,
         help="teacher face probability that gives a prior box/landmark targets (default: config, else 0.5)",
     )  # fmt: skip
+    p.add_argument(
+        "--feature-weight", type=_non_negative_float,
+        help="weight of feature distillation (teacher's head inputs through 1x1 adapters; default: config, else 0)",
+    )  # fmt: skip
 
 
 def _distill_config(args: argparse.Namespace):
     from featherface.training.distill import load_distill_config
 
     return load_distill_config(
-        _config_source(args), temperature=args.temperature, alpha=args.alpha, confident=args.confident
-    )
+        _config_source(args), temperature=args.temperature, alpha=args.alpha, confident=args.confident,
+        feature_weight=getattr(args, "feature_weight", None),
+    )  # fmt: skip
 
 
 def _config_source(args: argparse.Namespace) -> str | None:

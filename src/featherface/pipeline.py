@@ -36,6 +36,10 @@ class PipelineConfig:
     # Where the student's backbone starts: its zoo weights (ImageNet for nano-b), or the teacher's trained backbone
     # when both are MobileNetV1-0.25 layer for layer (SPEC section 4; recorded in the distillation's phase.json).
     student_init: str = dataclasses.field(default="imagenet", metadata=rule(choices=STUDENT_INITS))
+    # Phase 4: shift the deployed student's face logits so that at the default threshold it keeps as many faces as
+    # the teacher on this many training photos (featherface.training.calibration); ranking unchanged.
+    calibrate: bool = False
+    calibration_images: int = dataclasses.field(default=400, metadata=rule(ge=1))
     teacher_epochs: int = dataclasses.field(default=40, metadata=rule(ge=1))
     distill_epochs: int = dataclasses.field(default=30, metadata=rule(ge=1))
     benchmark_size: int = dataclasses.field(default=640, metadata=rule(ge=32))
@@ -160,10 +164,18 @@ def run_pipeline(config_source: str | Path | None, out_dir: str | Path) -> dict[
         _finish(finetune_dir, summary)
     timed("finetune", t0)
 
+    # phase 4: score calibration (optional)
+    t0 = time.monotonic()
+    if pipe.calibrate and _done(out / "4-calibrate") is None:
+        _say("phase 4: calibrating the deployed model's scores against the teacher")
+        _finish(out / "4-calibrate", _calibrate(out, teacher, train_annotations, pipe.calibration_images))
+    timed("calibrate", t0)
+
     _say("evaluation, export, benchmark and report")
     t0 = time.monotonic()
     report = _report(pipe, out, teacher_spec, val)
     timed("report", t0)
+    report["calibration"] = (_done(out / "4-calibrate") or {}).get("calibration")
     report["timings_s"] = {**timings, "total": round(time.monotonic() - started, 1)}
     atomic_write_bytes(out / "report.json", json.dumps(report, indent=1).encode())
     atomic_write_bytes(out / "report.md", _markdown(report).encode())
@@ -171,12 +183,37 @@ def run_pipeline(config_source: str | Path | None, out_dir: str | Path) -> dict[
     return report
 
 
+def _deployed_dir(out: Path) -> Path:
+    """Where the deployed checkpoint is: the calibrated one when phase 4 ran, else phase 3's."""
+    calibrated = out / "4-calibrate"
+    return calibrated if (calibrated / "deployed.safetensors").is_file() else out / "3-finetune"
+
+
+def _calibrate(out: Path, teacher: Any, train_annotations: list, images: int) -> dict[str, Any]:
+    import numpy as np
+
+    from featherface.checkpoint import save_checkpoint
+    from featherface.training.calibration import apply_logit_offset, fit_calibration
+
+    net, meta = load_checkpoint(out / "3-finetune" / "deployed.safetensors")
+    paths = sorted(str(a.path) for a in train_annotations)  # training photos: the hold-out stays unseen
+    chosen = np.random.default_rng(0).choice(len(paths), size=min(images, len(paths)), replace=False)
+    calibration = fit_calibration(net, teacher, [paths[i] for i in sorted(chosen)])
+    apply_logit_offset(net, calibration.logit_offset)
+    save_checkpoint(net, out / "4-calibrate" / "deployed.safetensors", {**meta, "calibration": calibration.to_dict()})
+    _say(
+        f"phase 4: logit offset {calibration.logit_offset:+.3f} (the student kept {calibration.student_faces_before} "
+        f"faces at 0.5 where the teacher kept {calibration.teacher_faces}, over {calibration.images} photos)"
+    )
+    return {"calibration": calibration.to_dict()}
+
+
 def _phase_models(pipe: PipelineConfig, out: Path, teacher_spec: str) -> dict[str, str]:
     return {
         f"teacher ({pipe.teacher})": teacher_spec,
         "phase 1: distilled": str(out / "1-distill" / "best.safetensors"),
         "phase 2: soft-pruned": str(out / "2-prune" / "soft_pruned.safetensors"),
-        "phase 3: deployed": str(out / "3-finetune" / "deployed.safetensors"),
+        "phase 3: deployed": str(_deployed_dir(out) / "deployed.safetensors"),
     }
 
 
@@ -215,7 +252,7 @@ def _report(pipe: PipelineConfig, out: Path, teacher_spec: str, val: list) -> di
     plot_pr_curves(curves, plots / "pr_curves.png", f"{pipe.val} ({kind})")
     # the run directory itself resolves to the deployed model (`featherface detect --model RUN`)
     for suffix in (".safetensors", ".json"):
-        source = (out / "3-finetune" / "deployed").with_suffix(suffix)
+        source = (_deployed_dir(out) / "deployed").with_suffix(suffix)
         atomic_write_bytes((out / "deployed").with_suffix(suffix), source.read_bytes())
     deployed_spec = str(out / "deployed.safetensors")
     models["phase 3: deployed"] = deployed_spec

@@ -40,12 +40,26 @@ class DistillConfig:
     # hard targets for the task share of the loss, so the student learns the teacher's decisions as well as its
     # soft scores; None: soft targets alone (alpha = 1).
     teacher_label_score: float | None = field(default=0.5, metadata=rule(gt=0, le=1))
+    # Feature distillation (FitNets, Romero et al. 2015): the weight of the loss between the teacher's head inputs
+    # (its SSH outputs, strides 8/16/32) and the student's, mapped to the teacher's width by 1x1 adapters that are
+    # trained with the student and dropped after training. 0 turns it off.
+    feature_weight: float = field(default=0.0, metadata=rule(ge=0, le=100))
 
     @classmethod
     def from_dict(cls, data: dict | None, where: str = "distillation options", prefix: str = "") -> DistillConfig:
         """From a config file's ``distill:`` section; unknown keys, wrong types and out-of-range values are a
         :class:`~featherface.config_schema.ConfigError` naming ``where`` and the key."""
         return build(cls, data, where, prefix, what="distillation")
+
+
+def feature_distance(student: list[Tensor], teacher: list[Tensor], adapters: nn.ModuleList) -> Tensor:
+    """Mean over levels of ``||adapter(s) - t||^2 / ||t||^2`` (per element means): scale-free, so levels and
+    teachers of different feature magnitudes weigh alike. Features ``(N, C, H, W)`` per level."""
+    terms = []
+    for s, t, adapter in zip(student, teacher, adapters, strict=True):
+        t = t.detach().float()
+        terms.append(F.mse_loss(adapter(s.float()), t) / t.pow(2).mean().clamp_min(1e-6))
+    return torch.stack(terms).mean()
 
 
 def soft_target_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from featherface.losses.distill import TERMS, DistillationLoss, DistillConfig
+from featherface.losses.distill import TERMS, DistillationLoss, DistillConfig, feature_distance
 from featherface.losses.multibox import Targets
 from featherface.models.detector_net import DetectorNet
 from featherface.training.config import TrainConfig, load_section_config
@@ -30,6 +30,29 @@ class DistillObjective(nn.Module):
         self.task = TaskObjective(student, train)
         self.distill = DistillationLoss(config)
         self.alpha = config.alpha
+        self.feature_weight = config.feature_weight
+        self.adapters: nn.ModuleList | None = None
+        self._features: dict[str, list[Tensor]] = {"student": [], "teacher": []}
+        self._recording = False  # only this objective's forward keeps features (not validation, not other users)
+        if self.feature_weight > 0:
+            # 1x1 adapters from the student's head-input width to the teacher's, per level; they live in the
+            # objective (saved with the trainer state for --resume), never in the student's checkpoint.
+            self.adapters = nn.ModuleList(
+                nn.Conv2d(s.out_channels, t.out_channels, 1)
+                for s, t in zip(student.config.context.levels, teacher.config.context.levels, strict=True)
+            )
+            # forward pre-hooks on the heads see each level's features, under DDP too (the wrapped module's
+            # forward runs the same heads)
+            for name, net in (("student", student), ("teacher", teacher)):
+                for head in net.heads:
+                    head.register_forward_pre_hook(self._keeper(name))
+
+    def _keeper(self, name: str):
+        def keep(_module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+            if self._recording:
+                self._features[name].append(inputs[0])
+
+        return keep
 
     def train(self, mode: bool = True) -> DistillObjective:
         super().train(mode)
@@ -37,6 +60,15 @@ class DistillObjective(nn.Module):
         return self
 
     def forward(self, net: nn.Module, images: Tensor, targets: list[Targets]) -> dict[str, Tensor]:
+        self._features = {"student": [], "teacher": []}
+        self._recording = self.adapters is not None
+        try:
+            return self._losses(net, images, targets)
+        finally:
+            self._recording = False
+            self._features = {"student": [], "teacher": []}  # no activations kept past the step
+
+    def _losses(self, net: nn.Module, images: Tensor, targets: list[Targets]) -> dict[str, Tensor]:
         student = net(images)
         if next(self.teacher.parameters()).device != images.device:
             self.teacher.to(images.device)
@@ -54,6 +86,10 @@ class DistillObjective(nn.Module):
         total = self.alpha * distill["distill"]
         if self.alpha < 1:
             total = total + (1 - self.alpha) * task["total"]
+        if self.adapters is not None:
+            features = feature_distance(self._features["student"], self._features["teacher"], self.adapters)
+            losses["distill_features"] = features
+            total = total + self.feature_weight * features
         losses["total"] = total
         return losses
 

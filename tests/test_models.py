@@ -104,3 +104,27 @@ def test_macs_of_a_single_conv_hand_computed():
 def test_parameter_groups_cover_the_whole_net():
     net = DetectorNet(featherface_v1_config())
     assert sum(parameters_by_group(net).values()) == count_parameters(net)
+
+
+def test_nano_b_can_start_from_the_teachers_wider_backbone():
+    from featherface.models.zoo import start_from_teacher_backbone
+
+    teacher = create_model("retinaface-mnet025")
+    student = create_model("nano-b")
+    imagenet_neck = {k: v.clone() for k, v in student.state_dict().items() if not k.startswith("backbone.")}
+    assert start_from_teacher_backbone(student, teacher) == 162  # weights and BN statistics, layer for layer
+    reference = convert_pytorch_retinaface(load_file(weights_path(RETINAFACE_MNET025_WIDERFACE)))
+    for name, tensor in student.state_dict().items():
+        if name.startswith("backbone."):
+            assert torch.equal(tensor, reference[name]), name
+        else:  # the rest of the student keeps its own initialisation
+            assert torch.equal(tensor, imagenet_neck[name]), name
+
+
+def test_teacher_backbone_start_refuses_a_backbone_of_other_widths():
+    from featherface.models.zoo import start_from_teacher_backbone
+
+    config = nano_b_config()
+    config.backbone.stem_channels = 4  # as a pruned backbone would be
+    with pytest.raises(ValueError, match="does not fit"):
+        start_from_teacher_backbone(DetectorNet(config), create_model("retinaface-mnet025"))

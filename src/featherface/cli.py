@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from featherface import __version__
+from featherface.models.config import STUDENT_INITS
 from featherface.weights import DEFAULT_MODEL
 
 
@@ -823,9 +824,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", required=True, help="zoo name, checkpoint or run dir (e.g. retinaface-mnet025)")
     p.add_argument("--student", required=True, help="zoo name (e.g. nano-b) or a checkpoint")
     p.add_argument(
-        "--student-init", choices=("imagenet", "teacher-backbone"), default="imagenet",
-        help="where the student's backbone starts: its own weights (ImageNet for nano-b), or the teacher's trained "
-        "backbone where the layers match (nano-b from retinaface-mnet025)",
+        "--student-init", choices=STUDENT_INITS, default="own",
+        help="where the student's backbone starts: its own weights (ImageNet's for nano-b, the shipped ones for "
+        "nano-b-distilled), or the teacher's trained backbone where the layers match (nano-b from retinaface-mnet025)",
     )  # fmt: skip
     p.add_argument("--data", required=True, help="label.txt, WIDER root, sample / sample:train, or a folder of images")
     _add_distill_options(p)

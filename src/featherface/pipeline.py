@@ -20,8 +20,9 @@ from featherface.detection.api import Detector
 from featherface.detection.image import read_image
 from featherface.evaluation.voc import format_metric
 from featherface.fileio import remove_stale_temp_files, save_figure
+from featherface.models.config import STUDENT_INITS
 from featherface.models.detector_net import count_parameters
-from featherface.models.zoo import STUDENT_INITS, ZOO, create_model, start_from_teacher_backbone
+from featherface.models.zoo import ZOO, create_model, start_from_teacher_backbone
 from featherface.profiling import gflops
 from featherface.training.config import config_path, load_section, load_train_config
 
@@ -33,9 +34,10 @@ class PipelineConfig:
     report_data: list[str] = dataclasses.field(default_factory=list)  # more labelled sets scored in the report
     teacher: str = "retinaface-mnet025"
     student: str = "nano-b"
-    # Where the student's backbone starts: its zoo weights (ImageNet for nano-b), or the teacher's trained backbone
-    # when both are MobileNetV1-0.25 layer for layer (SPEC section 4; recorded in the distillation's phase.json).
-    student_init: str = dataclasses.field(default="imagenet", metadata=rule(choices=STUDENT_INITS))
+    # Where the student's backbone starts: its own weights ("own": ImageNet's for nano-b, the shipped ones for
+    # nano-b-distilled, to continue it), or the teacher's trained backbone when both are MobileNetV1-0.25 layer
+    # for layer (SPEC section 4; recorded in the distillation's phase.json).
+    student_init: str = dataclasses.field(default="own", metadata=rule(choices=STUDENT_INITS))
     # Phase 4: shift the deployed student's face logits so that at the default threshold it keeps as many faces as
     # the teacher on this many training photos (featherface.training.calibration); ranking unchanged.
     calibrate: bool = False

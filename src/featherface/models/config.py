@@ -135,6 +135,11 @@ class DetectorConfig:
             raise ValueError(f"model config has a bad field: {exc}") from None
 
 
+# Where a distilled student's weights start (SPEC section 4): its own ("own": ImageNet's backbone for nano-b, the
+# shipped weights for nano-b-distilled), or the teacher's trained backbone where the layers match.
+STUDENT_INITS = ("own", "teacher-backbone")
+
+
 def retinaface_mnet025_config() -> DetectorConfig:
     """RetinaFace-mnet0.25 as trained by Pytorch_Retinaface: FPN 64, SSH 64, 426,608 parameters."""
     return DetectorConfig(

@@ -120,9 +120,6 @@ def require_trained(name: str) -> None:
         )
 
 
-STUDENT_INITS = ("imagenet", "teacher-backbone")
-
-
 def start_from_teacher_backbone(student: DetectorNet, teacher: DetectorNet) -> int:
     """Copy the teacher's trained backbone into the student (SPEC section 4: an initialisation; the student's
     architecture is unchanged). Nano-B and RetinaFace-mnet0.25 share MobileNetV1-0.25 layer for layer, so the
@@ -137,7 +134,7 @@ def start_from_teacher_backbone(student: DetectorNet, teacher: DetectorNet) -> i
     if misfits or not student_state:
         raise ValueError(
             f"the teacher's backbone does not fit the student's ({len(misfits)} tensor(s) differ, first "
-            f"{misfits[:3]}); start the student from ImageNet (student_init: imagenet) instead"
+            f"{misfits[:3]}); start the student from its own weights (student_init: own) instead"
         )
     with torch.no_grad():
         for name, tensor in student_state.items():

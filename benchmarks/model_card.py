@@ -7,9 +7,11 @@ one 640x640 forward pass with 1 and 2 threads (all models interleaved, :func:`fe
 and APs as ``featherface evaluate`` computes them (original size, conf 0.02, NMS 0.4,
 :func:`featherface.evaluation.runner.evaluate_detector`):
 - facemask AP at IoU 0.5 and 0.3, all faces and the unmasked ones alone (VOC class ``sin_mascarilla``; the other
-  classes become ignored regions), from one detection pass per model;
+  classes become ignored regions), from one detection pass per model; recall of the unmasked faces at score 0.5
+  (the default threshold) and IoU 0.5;
 - teacher-agreement AP on the photo pool's hold-out: references are retinaface-mnet025's faces at score >= 0.5
-  (as ``featherface evaluate --teacher retinaface-mnet025 --data ../shared/data/photos:holdout``);
+  (as ``featherface evaluate --teacher retinaface-mnet025 --data ../shared/data/photos:holdout``), and recall there
+  at score 0.5;
 - sample:val AP.
 A model that cannot be loaded (e.g. not trained yet) is skipped with a warning. Default paths are relative to the
 repository root.
@@ -63,7 +65,9 @@ COLUMNS = {  # JSON key -> markdown header
     "facemask_ap30": "facemask AP@0.3",
     "facemask_unmasked_ap50": "unmasked AP@0.5",
     "facemask_unmasked_ap30": "unmasked AP@0.3",
+    "facemask_unmasked_recall": "unmasked recall at 0.5",
     "teacher_agreement_ap50": "teacher-agreement AP@0.5",
+    "teacher_agreement_recall": "teacher-agreement recall at 0.5",
     "sample_val_ap50": "sample:val AP@0.5",
 }
 
@@ -133,7 +137,10 @@ def facemask_aps(detector: Detector, faces: list[ImageAnnotation], unmasked: lis
     for iou in AP_IOUS:
         key = f"{round(100 * iou)}"
         aps[f"facemask_ap{key}"] = result.ap if iou == 0.5 else evaluate_dataset(faces, detections, iou).ap
-        aps[f"facemask_unmasked_ap{key}"] = evaluate_dataset(unmasked, unmasked_detections, iou).ap
+        unmasked_result = evaluate_dataset(unmasked, unmasked_detections, iou)
+        aps[f"facemask_unmasked_ap{key}"] = unmasked_result.ap
+        if iou == 0.5:  # recall at the default conf (0.5) and IoU 0.5: what a user sees
+            aps["facemask_unmasked_recall"] = unmasked_result.recall
     return aps
 
 
@@ -173,7 +180,9 @@ def model_card(
         row = rows[spec]
         row["file"], row["bytes"] = shipped_file(spec, detector)
         row.update(facemask_aps(detector, faces, unmasked))
-        row["teacher_agreement_ap50"] = evaluate_detector(detector, references)[0].ap
+        agreement = evaluate_detector(detector, references)[0]
+        row["teacher_agreement_ap50"] = agreement.ap
+        row["teacher_agreement_recall"] = agreement.recall
         row["sample_val_ap50"] = evaluate_detector(detector, sample_val)[0].ap
     settings = {
         "latency": f"onnxruntime, 1x3x{LATENCY_SIZE}x{LATENCY_SIZE}, median of {repeats} runs, models interleaved",

@@ -1,10 +1,13 @@
 """`featherface detect` against a plain YuNet-n script (benchmarks/yunet_script.py) on one folder: whole processes.
 
-Each round runs both commands once, in alternating order, as fresh processes (start-up, imports, model load,
-reading every image, detection at conf 0.02, writing the JSON), on the CPU; one warm-up round is discarded (page
-cache).
-Prints the median wall time of each, and their ratio, per thread count.
+Each round runs every command once, in alternating order (forward, then reversed), as fresh processes (start-up,
+imports, model load, reading every image, detection at conf 0.02, writing the JSON), on the CPU; one warm-up round
+is discarded (page cache). ``--backends`` runs `featherface detect --backend B` once per backend, so a zoo model's
+torch network (its safetensors) and its shipped ONNX are timed in the same run; ``--no-yunet`` leaves the script out.
+Prints the median wall time of each command, and each one's ratio to the last (YuNet's, else the last backend's),
+per thread count.
 Usage: python benchmarks/detect_vs_yunet.py [FOLDER] [--model nano-b-pretrained] [--threads 1 2] [--rounds 5]
+       python benchmarks/detect_vs_yunet.py FOLDER --model retinaface-mnet025 --backends torch auto --no-yunet
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", nargs="?", default="../shared/data/facemask/images")
     parser.add_argument("--model", default="nano-b-pretrained", help="what `featherface detect --model` runs")
+    parser.add_argument(
+        "--backends", nargs="+", choices=["auto", "onnxruntime", "torch"], default=["auto"],
+        help="one `featherface detect --backend B` command per backend (default: auto only)",
+    )  # fmt: skip
+    parser.add_argument("--no-yunet", action="store_true", help="time the featherface commands only")
     parser.add_argument("--yunet", default="../shared/weights/peers/yunet_n_dynamic.onnx")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=6, help="timed rounds (even: each command goes first as often)")
@@ -47,20 +55,24 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds: at least 1")
+    if args.no_yunet and len(args.backends) < 2:
+        parser.error("--no-yunet leaves one command: give two --backends to compare")
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for threads in args.threads:
             common = ["--conf", str(args.conf), "--threads", str(threads)]
             commands = {
-                f"featherface detect --model {args.model}": [
-                    *featherface_command(), "detect", args.folder, "--model", args.model, "--device", "cpu", *common,
-                    "--json", f"{scratch}/featherface-{threads}.json",
-                ],
-                "yunet_script.py": [
+                f"featherface detect --model {args.model}" + ("" if backend == "auto" else f" --backend {backend}"): [
+                    *featherface_command(), "detect", args.folder, "--model", args.model, "--device", "cpu",
+                    "--backend", backend, *common, "--json", f"{scratch}/featherface-{backend}-{threads}.json",
+                ]
+                for backend in args.backends
+            }  # fmt: skip
+            if not args.no_yunet:
+                commands["yunet_script.py"] = [
                     sys.executable, str(SCRIPT), args.folder, "--model", args.yunet, *common,
                     "--json", f"{scratch}/yunet-{threads}.json",
-                ],
-            }  # fmt: skip
+                ]  # fmt: skip
             times: dict[str, list[float]] = {name: [] for name in commands}
             for round_ in range(args.rounds + 1):
                 order = list(commands) if round_ % 2 == 0 else list(reversed(commands))
@@ -72,15 +84,19 @@ def main() -> None:
                     print(f"threads {threads}, round {round_}/{args.rounds}: "
                           + ", ".join(f"{n} {t[-1]:.2f} s" for n, t in times.items()), flush=True)  # fmt: skip
             medians = {name: statistics.median(t) for name, t in times.items()}
-            ours, theirs = medians.values()
-            rows.append({"threads": threads, "median_s": medians, "times_s": times, "ratio": ours / theirs})
-    print("| threads | " + " | ".join(f"{name}, median s" for name in rows[0]["median_s"]) + " | featherface / YuNet |")
-    print("|---:|---:|---:|---:|")
+            last = list(medians.values())[-1]
+            ratios = {name: median / last for name, median in list(medians.items())[:-1]}
+            rows.append({"threads": threads, "median_s": medians, "times_s": times, "ratio_to_last": ratios})
+    names = list(rows[0]["median_s"])
+    print("| threads | " + " | ".join(f"{name}, median s" for name in names)
+          + "".join(f" | {name} / {names[-1]}" for name in names[:-1]) + " |")  # fmt: skip
+    print("|---:|" + "---:|" * (2 * len(names) - 1))
     for row in rows:
         print(f"| {row['threads']} | " + " | ".join(f"{s:.2f}" for s in row["median_s"].values())
-              + f" | {row['ratio']:.2f} |")  # fmt: skip
+              + "".join(f" | {r:.2f}" for r in row["ratio_to_last"].values()) + " |")  # fmt: skip
     if args.json:
-        args.json.write_text(json.dumps({"folder": args.folder, "model": args.model, "rows": rows}, indent=1))
+        summary = {"folder": args.folder, "model": args.model, "backends": args.backends, "rows": rows}
+        args.json.write_text(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":

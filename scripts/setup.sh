@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv and installs featherface into it (editable, with test tools). Idempotent: it reinstalls
-# only when pyproject.toml or this script changed since the last successful run.
+# Creates .venv and installs featherface into it (editable, with the training extra and the test tools).
+# Idempotent: it reinstalls only when pyproject.toml or this script changed since the last successful run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +26,6 @@ want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     # torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
     .venv/bin/python -m pip install --quiet --disable-pip-version-check "${TORCH_SPEC:-torch==2.13.0}"
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[train,dev]"
     echo "$want" >"$stamp"
 fi

@@ -12,7 +12,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from featherface.benchmark import benchmark, onnx_conv_gflops, onnx_parameters
+from featherface import benchmark as forward_benchmark
+from featherface.benchmark import benchmark, format_benchmark_table, onnx_conv_gflops, onnx_parameters
 from featherface.benchmark_e2e import STAGES, benchmark_end_to_end
 from featherface.cli import main
 
@@ -40,7 +41,7 @@ def test_end_to_end_rows_per_thread_count_then_model_with_yunet_in_the_run():
         ("retinaface-mnet025", 2),
         (str(YUNET), 2),
     ]
-    assert {r["backend"] for r in rows} == {"onnxruntime"}  # the zoo model went through a temporary export
+    assert {r["backend"] for r in rows} == {"onnxruntime"}  # the zoo model ran its shipped ONNX
     assert all(r["conf"] == 0.02 for r in rows)  # the evaluation setting by default
     assert_stage_rows(rows, images=3)
 
@@ -79,6 +80,16 @@ def test_forward_benchmark_counts_yunet_from_its_onnx():
     assert row["gflops"] == pytest.approx(onnx_conv_gflops(YUNET, 96), abs=1e-4)
     assert row["bytes"] == YUNET.stat().st_size
     assert row["roofline_ms"] is not None and row["min_ms"] <= row["median_ms"] <= row["max_ms"]
+
+
+def test_forward_benchmark_of_a_shipped_onnx_without_torch_leaves_its_counts_out(monkeypatch):
+    # the inference install: the ONNX is timed; its parameters and GFLOPs (counted on the torch network) are not
+    monkeypatch.setattr(forward_benchmark, "has_torch", lambda: False)
+    monkeypatch.setattr(forward_benchmark, "peak_gflops", lambda threads: None)  # as without the onnx package
+    (row,) = benchmark(["retinaface-mnet025"], size=64, backend="onnxruntime", repeats=1, warmup=0)
+    assert row["params"] is None and row["gflops"] is None and row["roofline_ms"] is None
+    assert row["bytes"] == 1_726_964  # the shipped ONNX file
+    assert format_benchmark_table([row]).splitlines()[1].split()[1:3] == ["n/a", "n/a"]
 
 
 def test_onnx_conv_gflops_counts_output_elements_times_kernel_volume(tmp_path):

@@ -84,11 +84,37 @@ def test_shipped_onnx_agrees_with_the_checkpoint():
         np.testing.assert_allclose(got, expected, atol=1e-3)
 
 
-def test_pretrained_nano_b_runs_its_onnx_without_torch(sample_images):
+def test_shipped_retinaface_onnx_agrees_with_torch():
+    # exported by `featherface export retinaface-mnet025`, which checked it to PARITY_TOLERANCE (measured 2.3e-5)
+    from featherface.export.onnx import PARITY_TOLERANCE
+
+    net = create_model("retinaface-mnet025")
+    onnx = OnnxRunner(verified_path(SHIPPED["retinaface-mnet025"].onnx, SHIPPED["retinaface-mnet025"].onnx_sha256))
+    assert onnx.config == net.config
+    batch = np.random.default_rng(0).uniform(-120, 150, size=(2, 3, 320, 480)).astype(np.float32)
+    for expected, got in zip(TorchRunner(net, "cpu")(batch), onnx(batch), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=0, atol=PARITY_TOLERANCE)
+
+
+def test_zoo_models_run_their_shipped_onnx_on_the_cpu_and_torch_when_asked(tmp_path):
+    assert isinstance(Detector.load().runner, OnnxRunner)  # the default model
+    assert isinstance(Detector.load("retinaface-mnet025", device="cpu").runner, OnnxRunner)
+    assert isinstance(Detector.load("retinaface-mnet025", backend="torch").runner, TorchRunner)
+    assert isinstance(Detector.load("nano-b-distilled").runner, TorchRunner)  # no ONNX shipped
+    with pytest.raises(ValueError, match="no ONNX shipped"):
+        Detector.load("nano-b-distilled", backend="onnxruntime")
+    with pytest.raises(ValueError, match="onnxruntime only"):
+        Detector.load(str(tmp_path / "model.onnx"), backend="torch")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        Detector.load("retinaface-mnet025", backend="tensorrt")
+
+
+@pytest.mark.parametrize("name", ["nano-b-pretrained", "retinaface-mnet025"])
+def test_pretrained_models_run_their_onnx_without_torch(name, sample_images):
     script = (
         "import sys, cv2\n"
         "from featherface.detection import Detector\n"
-        "detector = Detector.load('nano-b-pretrained')\n"
+        f"detector = Detector.load({name!r})\n"
         f"faces = detector.detect(cv2.imread({str(sample_images / 'astronaut.jpg')!r}))\n"
         "assert len(faces) >= 1, len(faces)\n"
         "assert type(detector.runner).__name__ == 'OnnxRunner'\n"
@@ -119,15 +145,24 @@ def test_untrained_zoo_models_are_refused_for_detection(name, capsys, sample_ima
 def test_info_lists_the_zoo_with_the_default_marked(capsys, tmp_path):
     out = tmp_path / "zoo.json"
     assert main(["info", "--json", str(out)]) == 0
-    rows = {row["name"]: row for row in json.loads(out.read_text())["models"]}
+    listing = json.loads(out.read_text())
+    rows = {row["name"]: row for row in listing["models"]}
     assert rows[DEFAULT_MODEL]["default"] and rows["nano-b-pretrained"]["trained"]
     assert not rows["nano-b"]["trained"]
-    assert f"* {DEFAULT_MODEL}" in capsys.readouterr().out
+    # every model that ships an ONNX runs in onnxruntime on the CPU; the rest in torch, which is installed here
+    assert (
+        {name for name, row in rows.items() if row["backend"] == "onnxruntime"}
+        == {name for name, shipped in SHIPPED.items() if shipped.onnx}
+        == {"retinaface-mnet025", "nano-b-pretrained"}
+    )
+    assert listing["torch_installed"] is True
+    printed = capsys.readouterr().out
+    assert f"* {DEFAULT_MODEL}" in printed and "torch: installed" in printed
 
 
 def test_threads_apply_to_one_detector_only(sample_images):
     torch.set_num_threads(2)
-    detector = Detector.load("retinaface-mnet025", device="cpu", threads=1)
+    detector = Detector.load("retinaface-mnet025", device="cpu", threads=1, backend="torch")
     seen = []
     original = detector.runner.net.forward
 

@@ -1,6 +1,7 @@
 """The SORT-style tracker: one id per face across a pan, ids kept through a missed frame, smoother boxes; and
 `detect` on a video writes each face's track_id."""
 
+import itertools
 import json
 
 import cv2
@@ -9,7 +10,7 @@ import pytest
 
 from featherface.cli import main
 from featherface.detection.api import Detector
-from featherface.tracking import FaceTracker, TrackerConfig, follow_boxes
+from featherface.tracking import FaceTracker, TrackerConfig, follow_boxes, min_cost_assignment
 
 
 def pan(image: np.ndarray, frames: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -73,6 +74,46 @@ def test_landmarks_follow_their_box():
     points = np.array([[[10.0, 20], [30, 60], [20, 40], [10, 60], [30, 20]]])
     expected = np.array([[[20.0, 20], [60, 100], [40, 60], [20, 100], [60, 20]]])
     np.testing.assert_allclose(follow_boxes(points, old, new), expected)
+
+
+def random_costs(rng: np.random.Generator, kind: int) -> np.ndarray:
+    """A 1-7 x 1-7 cost matrix: uniform, small integers (many ties), or negated sparse IoU-like values."""
+    shape = tuple(rng.integers(1, 8, size=2))
+    if kind == 0:
+        return rng.random(shape)
+    if kind == 1:
+        return rng.integers(0, 3, size=shape).astype(np.float64)
+    return -np.round(rng.random(shape) * (rng.random(shape) > 0.6), 1)
+
+
+def test_assignment_has_the_least_total_cost_of_all_assignments():
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        cost = random_costs(rng, trial % 3)
+        rows, cols = min_cost_assignment(cost)
+        short = min(cost.shape)
+        assert len(rows) == len(cols) == short
+        assert len(set(rows.tolist())) == len(set(cols.tolist())) == short
+        assert rows.tolist() == sorted(rows.tolist())
+        wide = cost if cost.shape[0] <= cost.shape[1] else cost.T  # brute force: every injection of the short side
+        best = min(
+            wide[np.arange(len(wide)), list(p)].sum() for p in itertools.permutations(range(wide.shape[1]), len(wide))
+        )
+        assert cost[rows, cols].sum() == pytest.approx(best, abs=1e-12)
+
+
+def test_assignment_is_scipys_ties_included():
+    # the tracker's ids were scipy's before it dropped scipy: the same pairs among equal costs keep them
+    scipy_optimize = pytest.importorskip("scipy.optimize")
+    rng = np.random.default_rng(1)
+    for trial in range(600):
+        cost = random_costs(rng, trial % 3)
+        expected = scipy_optimize.linear_sum_assignment(cost)
+        got = min_cost_assignment(cost)
+        assert [a.tolist() for a in got] == [e.tolist() for e in expected], cost
+    large = rng.random((60, 45))
+    expected = scipy_optimize.linear_sum_assignment(large)
+    assert [a.tolist() for a in min_cost_assignment(large)] == [e.tolist() for e in expected]
 
 
 def write_video(path, frames, fps=5.0):

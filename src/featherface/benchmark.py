@@ -1,4 +1,8 @@
-"""Latency of several models measured in one run, interleaved, so they share the machine's state."""
+"""Latency of several models measured in one run, interleaved, so they share the machine's state.
+
+``backend="onnxruntime"`` on ONNX files (shipped or given) needs no torch: without torch (a featherface export)
+or the onnx package (a peer's ONNX), parameters and GFLOPs are not counted (``None``); without onnx, no roofline.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +14,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from featherface.checkpoint import load_model, resolve_checkpoint
 from featherface.detection.runners import ONNX_INPUT, OnnxRunner, onnx_session, open_onnx
-from featherface.export.deploy import DeploymentGraph
-from featherface.export.onnx import export_graph, export_onnx
+from featherface.extras import has_torch, installed
 from featherface.models.config import DetectorConfig
-from featherface.models.detector_net import DetectorNet, count_parameters
-from featherface.profiling import gflops
 from featherface.weights import SHIPPED, shipped_path, verified_path
+
+if TYPE_CHECKING:
+    from featherface.models.detector_net import DetectorNet
 
 BACKENDS = ("torch", "onnxruntime")
 
@@ -32,8 +34,8 @@ class _Candidate:
     label: str
     run: Callable[[np.ndarray], Any]
     bytes: int
-    params: int
-    gflops: float | None  # None: not computable for this model (a peer's ONNX without static conv shapes)
+    params: int | None  # None: not countable here (an ONNX export without torch installed)
+    gflops: float | None  # None: not computable for this model (a peer's ONNX without static conv shapes, no torch)
     size_multiple: int = 1  # the input's height and width must be multiples of this
 
 
@@ -91,6 +93,9 @@ def onnx_file(spec: str, workdir: Path) -> Path:
     shipped = SHIPPED.get(spec)
     if shipped is not None and shipped.onnx:
         return verified_path(shipped.onnx, shipped.onnx_sha256)
+    from featherface.checkpoint import load_model
+    from featherface.export.onnx import export_onnx
+
     return export_onnx(load_model(spec), workdir / f"{len(list(workdir.iterdir()))}.onnx")
 
 
@@ -102,10 +107,17 @@ def _prepare_onnx(label: str, path: Path, threads: int, size: int) -> _Candidate
     file_bytes = path.stat().st_size
     if YuNetRunner.recognises(session):
         runner = YuNetRunner(path, session=session)
+        if not installed("onnx"):  # the graph is read with the onnx package (the training extra)
+            return _Candidate(label, runner, file_bytes, None, None, size_multiple=32)
         return _Candidate(
             label, runner, file_bytes, onnx_parameters(path), onnx_conv_gflops(path, size), size_multiple=32
         )
     runner = OnnxRunner(path, session=session)
+    if not has_torch():  # counted on the torch network of the attached config
+        return _Candidate(label, runner, file_bytes, None, None)
+    from featherface.models.detector_net import DetectorNet, count_parameters
+    from featherface.profiling import gflops
+
     net = DetectorNet(runner.config)
     return _Candidate(label, runner, file_bytes, count_parameters(net), gflops(net, size))
 
@@ -117,6 +129,8 @@ def _checkpoint_bytes(spec: str, net: DetectorNet) -> int:
     if shipped is not None:
         return shipped_path(shipped.checkpoint).stat().st_size
     if spec.endswith(".safetensors") or Path(spec).is_dir():
+        from featherface.checkpoint import resolve_checkpoint
+
         return resolve_checkpoint(spec).stat().st_size
     return _weights_bytes(net)
 
@@ -124,6 +138,12 @@ def _checkpoint_bytes(spec: str, net: DetectorNet) -> int:
 def _prepare(spec: str, backend: str, threads: int, workdir: Path, size: int) -> _Candidate:
     if backend == "onnxruntime":
         return _prepare_onnx(spec, onnx_file(spec, workdir), threads, size)
+    import torch
+
+    from featherface.checkpoint import load_model
+    from featherface.models.detector_net import count_parameters
+    from featherface.profiling import gflops
+
     net = load_model(spec).eval()
 
     def run(batch: np.ndarray) -> Any:
@@ -139,11 +159,15 @@ def _pad_to_multiple(batch: np.ndarray, multiple: int) -> np.ndarray:
     return np.pad(batch, ((0, 0), (0, 0), (0, pad_h), (0, pad_w))) if pad_h or pad_w else batch
 
 
-def peak_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
+def peak_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float | None:
     """This CPU's attainable fp32 GFLOP/s with ``threads`` threads: the best of a few large matrix products in
-    onnxruntime (its MLAS kernels are the ones the models run on)."""
+    onnxruntime (its MLAS kernels are the ones the models run on); None without the onnx package to build them."""
     import onnxruntime as ort
-    from onnx import TensorProto, helper
+
+    try:
+        from onnx import TensorProto, helper
+    except ModuleNotFoundError:  # the inference install: no roofline
+        return None
 
     spec = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [size, size]) for name in ("a", "b", "c")]
     graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "peak", spec[:2], spec[2:])
@@ -199,6 +223,12 @@ class RelativeLatency:
     def _session(self, config: DetectorConfig) -> Any:
         import io
 
+        import torch
+
+        from featherface.export.deploy import DeploymentGraph
+        from featherface.export.onnx import export_graph
+        from featherface.models.detector_net import DetectorNet
+
         with torch.random.fork_rng():
             torch.manual_seed(0)
             net = DetectorNet(config).eval()
@@ -232,7 +262,10 @@ def benchmark(
     if threads < 1 or repeats < 1 or size < 32:
         raise ValueError("--threads and --repeats must be >= 1 and --size >= 32")
     peak = peak_gflops(threads)
-    torch.set_num_threads(threads)
+    if backend == "torch" or has_torch():  # (torch also exports models that ship no ONNX)
+        import torch
+
+        torch.set_num_threads(threads)
     batch = np.random.default_rng(0).uniform(-120, 150, size=(1, 3, size, size)).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         candidates = [_prepare(spec, backend, threads, Path(tmp), size) for spec in models]
@@ -249,7 +282,7 @@ def benchmark(
             "min_ms": round(min(t), 3),
             "max_ms": round(max(t), 3),
             # the time the model's FLOPs would take at this CPU's matrix-product rate: the compute floor
-            "roofline_ms": None if c.gflops is None else round(c.gflops / peak * 1000, 3),
+            "roofline_ms": None if c.gflops is None or peak is None else round(c.gflops / peak * 1000, 3),
             "backend": backend,
             "threads": threads,
             "size": size,
@@ -262,12 +295,16 @@ def _cell(value: float | None, width: int, digits: int) -> str:
     return f"{'n/a':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
 
 
+def _count_cell(value: int | None, width: int) -> str:
+    return f"{'n/a':>{width}}" if value is None else f"{value:>{width},}"
+
+
 def format_benchmark_table(rows: list[dict[str, Any]]) -> str:
     head = f"{'model':<28}{'params':>10}{'GFLOPs':>9}{'bytes':>11}{'median ms':>11}{'min':>9}{'max':>9}{'roofline':>10}"
     lines = [head]
     for r in rows:
         lines.append(
-            f"{r['model']:<28}{r['params']:>10,}{_cell(r['gflops'], 9, 3)}{r['bytes']:>11,}"
+            f"{r['model']:<28}{_count_cell(r['params'], 10)}{_cell(r['gflops'], 9, 3)}{r['bytes']:>11,}"
             f"{r['median_ms']:>11.2f}{r['min_ms']:>9.2f}{r['max_ms']:>9.2f}{_cell(r['roofline_ms'], 10, 2)}"
         )
     return "\n".join(lines)

@@ -138,7 +138,7 @@ def benchmark_end_to_end(
     paths = image_paths(data, max_images)
     if warmup >= len(paths) * repeats:
         raise ValueError(f"{data}: {len(paths)} image(s) x {repeats} repeat(s) leave none after {warmup} warm-up")
-    from featherface.benchmark import onnx_file  # loads torch: only here
+    from featherface.benchmark import onnx_file
 
     postprocess = PostprocessConfig(conf_threshold=conf, nms_threshold=nms)
     saved_cv2_threads = cv2.getNumThreads()

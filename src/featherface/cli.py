@@ -67,13 +67,13 @@ def _positive_float(text: str) -> float:
 
 # ---------------------------------------------------------------------------------------------- info
 def cmd_info(args: argparse.Namespace) -> int:
+    if args.model is None:  # the zoo's list needs no torch
+        return _list_zoo(args)
     from featherface.checkpoint import load_model
     from featherface.detection.runners import OnnxRunner
     from featherface.models.detector_net import DetectorNet
     from featherface.profiling import format_info_table, model_info
 
-    if args.model is None:
-        return _list_zoo(args)
     net = DetectorNet(OnnxRunner(args.model).config) if args.model.endswith(".onnx") else load_model(args.model)
     info = model_info(net, args.size)
     info["model"] = args.model
@@ -83,16 +83,25 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def _list_zoo(args: argparse.Namespace) -> int:
+    from featherface.detection.api import runs_in
+    from featherface.extras import TRAIN_EXTRA_INSTALL, has_torch
     from featherface.models.zoo import ZOO
 
+    torch_installed = has_torch()
     rows = [{"name": name, "trained": entry.trained, "default": name == DEFAULT_MODEL,
-             "description": entry.description} for name, entry in ZOO.items()]  # fmt: skip
+             "backend": runs_in(name, "cpu"), "description": entry.description}
+            for name, entry in ZOO.items()]  # fmt: skip
     for row in rows:
         mark = "*" if row["default"] else " "
         state = "trained" if row["trained"] else "untrained heads"
-        print(f"{mark} {row['name']:<20} {state:<16} {row['description']}")
+        print(f"{mark} {row['name']:<20} {state:<16} {row['backend']:<12} {row['description']}")
     print("* the default of `featherface detect` and Detector.load(); `featherface info NAME` for its table")
-    _write_json(args.json, {"models": rows})
+    print("backend: what the model runs in on the CPU (onnxruntime: its shipped ONNX; torch: needs torch)")
+    if torch_installed:
+        print("torch: installed (torch models, CUDA, training and export available)")
+    else:
+        print(f"torch: not installed (models marked torch need the training extra: {TRAIN_EXTRA_INSTALL})")
+    _write_json(args.json, {"models": rows, "torch_installed": torch_installed})
     return 0
 
 
@@ -113,9 +122,10 @@ def _load_detector(args: argparse.Namespace, sources: list[Any]) -> tuple[Any, i
     from featherface.detection.postprocess import PostprocessConfig
 
     images = len(sources) if all(source.kind == "image" for source in sources) else 0
-    per_pass, at_once = split_threads(args.model, args.device, args.threads, images, args.batch_size)
+    backend = None if args.backend == "auto" else args.backend
+    per_pass, at_once = split_threads(args.model, args.device, args.threads, images, args.batch_size, backend)
     detector = Detector.load(
-        args.model, device=args.device, threads=per_pass, allow_untrained=args.allow_untrained,
+        args.model, device=args.device, threads=per_pass, allow_untrained=args.allow_untrained, backend=backend,
         postprocess_config=PostprocessConfig(args.conf, args.nms),
     )  # fmt: skip
     return detector, at_once
@@ -220,6 +230,11 @@ def _add_detection_tuning(p: argparse.ArgumentParser, conf: float, conf_help: st
         help="largest face of interest (pixels): larger faces are dropped; sets the tiles' overlap",
     )  # fmt: skip
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument(
+        "--backend", choices=["auto", "onnxruntime", "torch"], default="auto",
+        help="auto (default): a zoo model's shipped ONNX in onnxruntime on the CPU, torch on CUDA or where no ONNX "
+        "ships; torch needs the training extra",
+    )  # fmt: skip
     p.add_argument(
         "--threads", type=_positive_int,
         help="CPU threads (default: all); an ONNX model over several images runs that many one-thread passes at once",
@@ -978,6 +993,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _one_line_errors() as exc:  # evaluated only once an exception is raised
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"featherface {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        # commands import torch & co. where they need them: a missing one means the inference-only install
+        from featherface.extras import training_extra_error
+
+        missing = training_extra_error(exc)
+        if missing is None:
+            raise
+        print(f"featherface {args.command}: {missing}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("featherface: interrupted", file=sys.stderr)

@@ -2,8 +2,9 @@
 
 Each track is a constant-velocity Kalman filter over ``(cx, cy, s, r)`` (box centre, area, aspect ratio) with the
 velocities of the first three. Every frame the tracks predict their box, the frame's faces are assigned to them by
-the Hungarian method on IoU (pairs below ``iou_threshold`` rejected), matched tracks take the face as a
-measurement, and unmatched faces start new tracks. A track missed for more than ``max_age`` frames ends.
+the Hungarian method on IoU (pairs below ``iou_threshold`` rejected; :func:`min_cost_assignment`, in numpy), matched
+tracks take the face as a measurement, and unmatched faces start new tracks. A track missed for more than
+``max_age`` frames ends.
 
 Unlike SORT, every face gets an id in its first frame (no ``min_hits`` wait): detection output keeps every face.
 Boxes come back as the filter's estimate (smoothed) unless ``smooth=False``.
@@ -14,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from featherface.detection.boxes import box_iou
 
@@ -135,8 +135,74 @@ class FaceTracker:
         if not len(predicted) or not len(boxes):
             return []
         iou = box_iou(predicted.astype(np.float64), boxes.astype(np.float64))
-        rows, cols = linear_sum_assignment(-iou)
+        rows, cols = min_cost_assignment(-iou)
         return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= self.config.iou_threshold]
+
+
+def min_cost_assignment(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The assignment of least total cost in a finite ``cost (R, C)`` matrix: ``(rows, cols)``, ``min(R, C)`` pairs,
+    rows ascending; the answer of ``scipy.optimize.linear_sum_assignment``, ties included.
+
+    Shortest augmenting paths (Crouse, "On implementing 2D rectangular assignment algorithms", IEEE TAES 52(4),
+    2016, pp. 1685-1686: the algorithm scipy implements), with its choices among equal costs, so the tracker keeps
+    scipy's ids without needing scipy (the inference install has none). One augmenting path per row of the shorter
+    side, each vectorised over the columns.
+    """
+    cost = np.asarray(cost, dtype=np.float64)
+    if cost.ndim != 2:
+        raise ValueError(f"expected a cost matrix (R, C), got shape {cost.shape}")
+    if not np.isfinite(cost).all():
+        raise ValueError("cost matrix has non-finite entries")
+    transposed = cost.shape[1] < cost.shape[0]
+    if transposed:  # rows are the shorter side: every row is assigned
+        cost = cost.T
+    rows, cols = cost.shape
+    u, v = np.zeros(rows), np.zeros(cols)  # dual variables
+    col_of_row = np.full(rows, -1, dtype=np.int64)
+    row_of_col = np.full(cols, -1, dtype=np.int64)
+    for start in range(rows):
+        path = np.full(cols, -1, dtype=np.int64)
+        shortest = np.full(cols, np.inf)  # shortest alternating-path cost to each column
+        rows_seen = np.zeros(rows, dtype=bool)
+        cols_seen = np.zeros(cols, dtype=bool)
+        remaining = np.arange(cols)[::-1].copy()  # unscanned columns, in the order Crouse's pseudocode keeps them
+        row, sink, lowest = start, -1, 0.0
+        while sink < 0:
+            rows_seen[row] = True
+            reduced = lowest + cost[row, remaining] - u[row] - v[remaining]
+            better = reduced < shortest[remaining]
+            path[remaining[better]] = row
+            shortest[remaining] = np.minimum(shortest[remaining], reduced)
+            candidates = shortest[remaining]
+            lowest = candidates.min()
+            # among equally short paths, the last column still unassigned (it ends the path now), else the first
+            ties = np.flatnonzero(candidates == lowest)
+            free = ties[row_of_col[remaining[ties]] < 0]
+            index = free[-1] if len(free) else ties[0]
+            col = remaining[index]
+            cols_seen[col] = True
+            if row_of_col[col] < 0:
+                sink = col
+            else:
+                row = row_of_col[col]
+            remaining[index] = remaining[-1]
+            remaining = remaining[:-1]
+        u[start] += lowest
+        others = rows_seen.copy()
+        others[start] = False
+        u[others] += lowest - shortest[col_of_row[others]]
+        v[cols_seen] -= lowest - shortest[cols_seen]
+        col = sink
+        while True:  # flip the alternating path that ends at ``sink``
+            row = path[col]
+            row_of_col[col] = row
+            col_of_row[row], col = col, col_of_row[row]
+            if row == start:
+                break
+    if transposed:
+        order = np.argsort(col_of_row, kind="stable")
+        return col_of_row[order], order
+    return np.arange(rows), col_of_row
 
 
 def follow_boxes(landmarks: np.ndarray, old: np.ndarray, new: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """``Detector``: images in, faces out, for any model the project can load.
 
-Importing this module, or running an ``.onnx`` file, does not import torch: zoo names, checkpoints and
-networks bring it in when they are asked for.
+Importing this module, running an ``.onnx`` file or a zoo model's shipped ONNX does not import torch: zoo names
+without one, checkpoints and networks bring it in when they are asked for (the training extra).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from featherface.detection.postprocess import Detections, PostprocessConfig, pos
 from featherface.detection.priors import PriorBox
 from featherface.detection.runners import OnnxRunner, RawOutputs, TorchRunner, open_onnx
 from featherface.detection.scaling import FaceSizeConfig, inference_factor, plan_tiles
+from featherface.extras import require_torch
 from featherface.weights import DEFAULT_MODEL, SHIPPED, verified_path
 
 if TYPE_CHECKING:
@@ -44,18 +45,41 @@ def inference_scale(height: int, width: int, size: int | None, max_size: int) ->
     return min(scale, max_size / max(height, width))
 
 
+BACKENDS = ("onnxruntime", "torch")
+
+
 def _has_onnxruntime() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-def _runs_shipped_onnx(model: str, device: str | None) -> bool:
+def _runs_shipped_onnx(model: str, device: str | None, backend: str | None = None) -> bool:
     """Whether :meth:`Detector.load` runs the shipped model ``model`` from its ONNX file (not its checkpoint)."""
     shipped = SHIPPED.get(model)
-    return (
-        shipped is not None and bool(shipped.onnx) and not str(device or "").startswith("cuda") and _has_onnxruntime()
-    )
+    if shipped is None or not shipped.onnx or backend == "torch":
+        return False
+    return backend == "onnxruntime" or (not str(device or "").startswith("cuda") and _has_onnxruntime())
+
+
+def runs_in(model: str | Path, device: str | None = None, backend: str | None = None) -> str:
+    """The backend :meth:`Detector.load` runs ``model`` in (``"onnxruntime"`` or ``"torch"``): a shipped model's ONNX
+    on the CPU (every trained zoo model that ships one, ``featherface info`` says which), an ``.onnx`` file, else
+    torch. ``backend`` (``None``: choose as said) insists on one."""
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)} or None (chosen by the model), not {backend!r}")
+    spec = str(model)
+    if spec.endswith(".onnx"):
+        if backend == "torch":
+            raise ValueError(f"{spec}: an ONNX file runs in onnxruntime only, not in torch")
+        return "onnxruntime"
+    if _runs_shipped_onnx(spec, device, backend):
+        return "onnxruntime"
+    if backend == "onnxruntime":
+        raise ValueError(
+            f"{spec}: no ONNX shipped for it; export one (featherface export {spec} --out MODEL.onnx) and run that"
+        )
+    return "torch"
 
 
 def cpu_threads() -> int:
@@ -70,12 +94,17 @@ MAX_PASSES_AT_ONCE = 4
 
 
 def split_threads(
-    model: str | Path, device: str | None, threads: int | None, images: int, batch_size: int = 1
+    model: str | Path,
+    device: str | None,
+    threads: int | None,
+    images: int,
+    batch_size: int = 1,
+    backend: str | None = None,
 ) -> tuple[int | None, int]:
     """How to spend ``threads`` CPU threads (None: all of them) running ``model`` over ``images`` image files
     (0 when videos are among the inputs: their frames go one pass at a time) in batches of up to ``batch_size``:
     ``(threads of each forward pass, forward passes at once)``, for :meth:`Detector.load` and
-    :func:`~featherface.detection.stream.detect_images`.
+    :func:`~featherface.detection.stream.detect_images` (``backend``: as :meth:`Detector.load` takes it).
 
     A model that runs in onnxruntime on the CPU, given several batches, runs passes side by side (up to
     :data:`MAX_PASSES_AT_ONCE`, threads shared among them): a small detector scales poorly inside one pass
@@ -85,9 +114,8 @@ def split_threads(
     6.3 s with one one-thread pass. Anything else (torch, CUDA, one batch, videos) runs one pass at a time with
     all ``threads``.
     """
-    spec = str(model)
     on_cpu = not str(device or "").startswith("cuda")
-    in_onnxruntime = _runs_shipped_onnx(spec, device) or (spec.endswith(".onnx") and on_cpu)
+    in_onnxruntime = runs_in(model, device, backend) == "onnxruntime" and on_cpu
     batches = -(-images // max(1, batch_size))
     total = threads or cpu_threads()
     at_once = min(total, batches, MAX_PASSES_AT_ONCE)
@@ -134,7 +162,9 @@ class Detector:
         **kwargs,
     ) -> Detector:
         """A zoo model as a torch network (default: ``featherface.weights.DEFAULT_MODEL``). Zoo models whose heads were
-        never trained (``nano-b``, ``featherface-v1``) are refused unless ``allow_untrained``."""
+        never trained (``nano-b``, ``featherface-v1``) are refused unless ``allow_untrained``. Needs torch (the
+        training extra); :meth:`load` runs a zoo model's shipped ONNX without it."""
+        require_torch(f"Detector.from_pretrained({name!r})")
         from featherface.models.zoo import create_model, require_trained
 
         if not allow_untrained:
@@ -152,16 +182,20 @@ class Detector:
         device: str | None = None,
         threads: int | None = None,
         allow_untrained: bool = False,
+        backend: str | None = None,
         **kwargs,
     ) -> Detector:
         """A zoo name, a ``.safetensors`` checkpoint, a run directory or an ``.onnx`` file (featherface's
         export, or a peer recognised by its outputs: YuNet). ``threads`` applies to this detector only.
 
-        A shipped model with an ONNX file (``nano-b-pretrained``) runs in onnxruntime, without torch,
-        unless CUDA is asked for; others run in torch."""
+        A shipped model with an ONNX file (``retinaface-mnet025``, ``nano-b-pretrained``) runs in onnxruntime,
+        without torch, unless CUDA is asked for; others run in torch (the training extra). ``backend``
+        (``"onnxruntime"`` or ``"torch"``) insists on one (:func:`runs_in`)."""
         spec = str(model)
         shipped = SHIPPED.get(spec)
-        if _runs_shipped_onnx(spec, device):
+        if runs_in(spec, device, backend) == "torch":
+            require_torch(f"{spec} runs in torch")
+        elif shipped is not None and not spec.endswith(".onnx"):
             path = verified_path(shipped.onnx, shipped.onnx_sha256)
             return cls(OnnxRunner(path, session=open_onnx(path, threads, device)), **kwargs)
         if spec.endswith(".onnx"):

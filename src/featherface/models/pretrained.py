@@ -1,16 +1,19 @@
 """The shipped weight files and the mapping from their published tensor names onto our modules.
 
-Kept apart from the model code (as timm does): a model never loads weights inside ``__init__``.
+Kept apart from the model code (as timm does): a model never loads weights inside ``__init__``. torch is imported
+by the loaders only: the zoo that names them is listed without it.
 """
 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import torch
-from safetensors.torch import load_file
-
+from featherface.weights import SHIPPED, verified_path
 from featherface.weights import shipped_path as weights_path
+
+if TYPE_CHECKING:
+    import torch
 
 RETINAFACE_MNET025_WIDERFACE = "retinaface_mnet025_widerface.safetensors"
 MOBILENET_025_IMAGENET = "mobilenetv1_025_imagenet.safetensors"
@@ -89,8 +92,13 @@ def convert_mobilenet_imagenet(state: dict[str, torch.Tensor]) -> dict[str, torc
 
 
 def load_retinaface_mnet025_widerface() -> dict[str, torch.Tensor]:
-    return convert_pytorch_retinaface(load_file(weights_path(RETINAFACE_MNET025_WIDERFACE)))
+    from safetensors.torch import load_file
+
+    shipped = SHIPPED["retinaface-mnet025"]
+    return convert_pytorch_retinaface(load_file(verified_path(shipped.checkpoint, shipped.checkpoint_sha256)))
 
 
 def load_mobilenet_imagenet() -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
     return convert_mobilenet_imagenet(load_file(weights_path(MOBILENET_025_IMAGENET)))

@@ -1,11 +1,13 @@
-"""Model zoo: names -> architecture configs and the weights each starts from."""
+"""Model zoo: names -> architecture configs and the weights each starts from.
+
+Importing it needs no torch (``featherface info`` lists the zoo in the inference install); building a network does.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from featherface.models.config import (
     DetectorConfig,
@@ -13,9 +15,13 @@ from featherface.models.config import (
     nano_b_config,
     retinaface_mnet025_config,
 )
-from featherface.models.detector_net import DetectorNet
 from featherface.models.pretrained import load_mobilenet_imagenet, load_retinaface_mnet025_widerface
 from featherface.weights import SHIPPED, verified_path
+
+if TYPE_CHECKING:
+    import torch
+
+    from featherface.models.detector_net import DetectorNet
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,8 @@ def zoo_names() -> list[str]:
 
 def create_model(name: str, pretrained: bool = True) -> DetectorNet:
     """Build a zoo model; with ``pretrained`` load its shipped weights (full detector or ImageNet backbone)."""
+    from featherface.models.detector_net import DetectorNet
+
     if name not in ZOO:
         raise ValueError(f"unknown model {name!r}; the zoo has {', '.join(ZOO)}")
     entry = ZOO[name]
@@ -125,6 +133,8 @@ def start_from_teacher_backbone(student: DetectorNet, teacher: DetectorNet) -> i
     architecture is unchanged). Nano-B and RetinaFace-mnet0.25 share MobileNetV1-0.25 layer for layer, so the
     student starts from WIDER-trained face features instead of ImageNet's. Every backbone tensor (weights and BN
     statistics) must exist in both with the same shape; returns how many were copied."""
+    import torch
+
     teacher_state = {k: v for k, v in teacher.state_dict().items() if k.startswith("backbone.")}
     student_state = {k: v for k, v in student.state_dict().items() if k.startswith("backbone.")}
     misfits = sorted(

@@ -1,6 +1,6 @@
 """The trained detectors shipped in this folder: files and checksums (provenance and figures: README.md here).
 
-torch-free on purpose: ``Detector.load("nano-b-pretrained")`` runs the shipped ONNX through onnxruntime without
+torch-free on purpose: ``Detector.load("retinaface-mnet025")`` runs the shipped ONNX through onnxruntime without
 importing torch, and reads which file to open from here.
 """
 
@@ -15,8 +15,9 @@ from featherface.fileio import sha256_of
 
 @dataclass(frozen=True)
 class ShippedModel:
-    """A trained detector in this folder: a checkpoint (``.safetensors`` + its ``.json``) and optionally the same
-    network exported to ONNX (parity-checked against the checkpoint when it was shipped)."""
+    """A trained detector in this folder: its weights (a checkpoint of ours, ``.safetensors`` + its ``.json``, or
+    published tensors the zoo converts at load: ``retinaface-mnet025``) and optionally the same network exported to
+    ONNX by ``featherface export`` (parity-checked against torch when it was shipped)."""
 
     name: str  # the zoo name
     checkpoint: str
@@ -28,6 +29,13 @@ class ShippedModel:
 SHIPPED: dict[str, ShippedModel] = {
     model.name: model
     for model in (
+        ShippedModel(
+            "retinaface-mnet025",
+            "retinaface_mnet025_widerface.safetensors",
+            "b5aff35b93b8b94a74aee73cd82d2c599ef71d437eb7195109b373d74886686d",
+            "retinaface_mnet025_widerface.onnx",
+            "b9f3bcfe3ce5b30f7cc610ef5af879da4c631ce63d9e278165baaf46621a2b40",
+        ),
         ShippedModel(
             "nano-b-pretrained",
             "nano_b_pretrained.safetensors",
@@ -45,7 +53,7 @@ SHIPPED: dict[str, ShippedModel] = {
 
 # What `featherface detect` and `Detector.load()` run when no model is named. It stays the WIDER-trained
 # RetinaFace until the pretrained Nano-B reaches 0.9x its facemask AP (today 0.46x: weights/README.md); then
-# "nano-b-pretrained", which runs from its ONNX without torch.
+# "nano-b-pretrained". Both run from their ONNX, without torch, on the CPU.
 DEFAULT_MODEL = "retinaface-mnet025"
 
 

@@ -2,8 +2,9 @@
 
     .venv/bin/python scripts/ship_pretrained.py runs/pool
 
-writes src/featherface/weights/nano_b_pretrained.{safetensors,json,onnx} (the deployed Nano-B; the ONNX is
-parity-checked against it by the export) and nano_b_distilled.{safetensors,json} (its unpruned phase-1 student),
+writes src/featherface/weights/nano_b_pretrained.{safetensors,json,onnx} (the deployed Nano-B, calibrated when the
+run has phase 4; each ONNX is parity-checked against its checkpoint by the export) and
+nano_b_distilled.{safetensors,json,onnx} (its unpruned phase-1 student),
 each checkpoint carrying in its metadata the command, the config, the data manifest's sha256, the hold-out rule,
 the git commit and the data's terms; then prints the sha256 lines for featherface/weights/__init__.py.
 Shipped files are never replaced unless --overwrite is given.
@@ -51,6 +52,10 @@ def provenance(run: Path, config: str, commit: str | None = None) -> dict:
         "data_manifest_sha256": sha256_of(manifest) if manifest.is_file() else None,
         "holdout": f"{HOLDOUT_FRACTION:.0%} of the pool by SHA-1 of each relative path (featherface.data.pool)",
         "teacher": pipe["teacher"],
+        "student": pipe.get("student", "nano-b"),
+        "student_init": pipe.get("student_init", "own"),  # "teacher-backbone": the teacher's WIDER-trained backbone
+        "distill_epochs": pipe.get("distill_epochs"),
+        "calibration": report.get("calibration"),  # phase 4's logit offset, if the run calibrated
         "terms": DATA_TERMS,
         "git_commit": commit or _git_commit(),
         "timings_s": report.get("timings_s"),
@@ -77,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not (args.run / "report.json").is_file():
         parser.error(f"{args.run}: no report.json (the pipeline has not finished)")
+    calibrated = args.run / "4-calibrate" / "deployed.safetensors"
     targets = {
-        "nano_b_pretrained": args.run / "3-finetune" / "deployed.safetensors",
+        "nano_b_pretrained": calibrated if calibrated.is_file() else args.run / "3-finetune" / "deployed.safetensors",
         "nano_b_distilled": args.run / "1-distill" / "best.safetensors",
     }
     existing = [shipped_path(f"{name}.safetensors") for name in targets]
@@ -89,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         net, _ = load_checkpoint(source)
         path = save_checkpoint(net, shipped_path(f"{name}.safetensors"), {"provenance": meta, "source": str(source)})
         print(f"{path}: {count_parameters(net):,} params, {path.stat().st_size:,} bytes, sha256 {sha256_of(path)}")
-        if name == "nano_b_pretrained":
-            onnx = export_onnx(net, shipped_path(f"{name}.onnx"))
-            print(f"{onnx}: {onnx.stat().st_size:,} bytes, sha256 {sha256_of(onnx)} (onnxruntime matches torch)")
+        # every trained zoo model runs without torch: its ONNX ships beside it
+        onnx = export_onnx(net, shipped_path(f"{name}.onnx"))
+        print(f"{onnx}: {onnx.stat().st_size:,} bytes, sha256 {sha256_of(onnx)} (onnxruntime matches torch)")
     return 0
 
 

@@ -206,7 +206,7 @@ class VideoReader:
         self.capture = cv2.VideoCapture(str(path))
         if not self.capture.isOpened():
             raise ImageError(f"{path}: not a readable video")
-        # FFmpeg's backend rotates by default since OpenCV 4.5; said here so that it does not depend on that
+        # FFmpeg's backend rotates by default in the OpenCV tested (4.14); set here so that no version's default matters
         self.capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
         get = self.capture.get
         frames = int(get(cv2.CAP_PROP_FRAME_COUNT))

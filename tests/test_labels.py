@@ -52,7 +52,8 @@ def test_minus_one_landmarks_mean_none(dataset):
         ("1 2 -3 5", "non-positive size"),
         ("1 2 three 5", "could not convert"),
         ("1 2 nan 5", "non-finite"),
-        ("0 16777300 1 1", "vanishes"),
+        ("0 16777216 1 1", "vanishes"),  # 2^24, the largest value accepted: float32 holds no 2^24 + 1
+        ("0 16777300 1 1", "beyond"),
     ],
 )
 def test_strict_names_file_and_line(dataset, line, reason):

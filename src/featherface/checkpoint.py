@@ -156,12 +156,13 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
-def load_model(spec: str | Path) -> DetectorNet:
-    """A torch model from a zoo name (with its shipped weights), a ``.safetensors`` checkpoint or a run directory."""
+def load_model(spec: str | Path, seed: int | None = None) -> DetectorNet:
+    """A torch model from a zoo name (with its shipped weights; ``seed``: of its untrained layers, see
+    :func:`~featherface.models.zoo.create_model`), a ``.safetensors`` checkpoint or a run directory."""
     from featherface.models.zoo import ZOO, create_model
 
     if str(spec) in ZOO:
-        return create_model(str(spec))
+        return create_model(str(spec), seed=seed)
     if str(spec).endswith(".onnx"):
         raise CheckpointError(f"{spec}: an ONNX file runs in onnxruntime only; this needs a torch model")
     if not Path(spec).exists():

@@ -554,7 +554,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = _training_config(args, "data")
     config.model = args.model
     _prepare_run(args, "model", "data", "val")
-    net = load_model(args.model)
+    net = load_model(args.model, seed=config.seed)
     result = Trainer(net, config, args.out, resume=args.resume).fit()
     print(f"trained {_epochs_done(result)}; checkpoints in {result.out_dir} (best.safetensors, last.safetensors)")
     return 0
@@ -585,7 +585,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
         args.data, args.val, teacher, str(args.teacher), distill_config, Path(args.out) / "teacher-labels",
         strict=config.strict,
     )  # fmt: skip
-    student = load_model(args.student)
+    student = load_model(args.student, seed=config.seed)
     if args.student_init == "teacher-backbone" and not args.resume:
         try:
             start_from_teacher_backbone(student, teacher)
@@ -656,7 +656,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     train = _training_config(args, "data", saved=Path(args.out) / "sfp" / "config.yaml", must_exist=False)
     config = _prune_config(args)
     _prepare_run(args, "model", "teacher", "data", "val")
-    net = load_model(args.model)
+    net = load_model(args.model, seed=train.seed)
     teacher = _load_teacher(args.teacher)
     summary = prune(
         net,

@@ -111,7 +111,8 @@ def run_pipeline(config_source: str | Path | None, out_dir: str | Path) -> dict[
             _say(f"phase 0: training the teacher {pipe.teacher}")
             teacher_train = dataclasses.replace(train, epochs=pipe.teacher_epochs, model=pipe.teacher)
             resume = (teacher_dir / "trainer_state.pt").is_file()
-            Trainer(create_model(pipe.teacher), teacher_train, teacher_dir, resume=resume).fit()
+            untrained = create_model(pipe.teacher, seed=teacher_train.seed)
+            Trainer(untrained, teacher_train, teacher_dir, resume=resume).fit()
             _finish(teacher_dir, {"teacher": pipe.teacher})
         teacher, _ = load_checkpoint(teacher_dir)
         teacher_spec = str(teacher_dir)
@@ -128,7 +129,7 @@ def run_pipeline(config_source: str | Path | None, out_dir: str | Path) -> dict[
         _say(f"phase 1: distilling {pipe.teacher} into {pipe.student}")
         distill_train = dataclasses.replace(train, epochs=pipe.distill_epochs, model=pipe.student)
         resume_distill = (distill_dir / "trainer_state.pt").is_file()
-        student = create_model(pipe.student)
+        student = create_model(pipe.student, seed=distill_train.seed)
         if pipe.student_init == "teacher-backbone" and not resume_distill:
             copied = start_from_teacher_backbone(student, teacher)
             _say(f"phase 1: the student starts from the teacher's backbone ({copied} tensors)")

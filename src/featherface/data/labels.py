@@ -14,12 +14,17 @@ Bad-data policy (every reader and every command): with ``strict=True`` the first
 counted by reason in a :class:`LabelReport`, which keeps the first few places of each. Files are read as UTF-8 with
 or without a byte-order mark, with any line ends. :func:`check_images` then opens every image and drops faces
 wholly outside theirs, under the same policy, before any training step.
+
+A label file is data from anywhere: an image path that leads outside the image root (``../../etc/passwd``, an
+absolute path elsewhere) is skipped as ``image outside the dataset root`` unless ``allow_outside_root``; so is a
+number that is not finite or beyond :data:`MAX_LABEL_VALUE` (a ``bad face line``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +36,11 @@ _LANDMARK_COLUMNS = 15
 _ACCEPTED_COLUMNS = (4, 5, 4 + _LANDMARK_COLUMNS, 4 + _LANDMARK_COLUMNS + 1)
 # places of each skip reason a report keeps (and its summary shows)
 REPORT_EXAMPLES = 3
+# The largest magnitude of a label number (pixels): float32, in which boxes and landmarks are kept, holds every
+# whole number up to 2^24 = 16,777,216, far beyond the side of any image the decoder accepts in practice (its pixel
+# limit is 2^28). A landmark of 1e30 would be trained on as a loss of 1e28.
+MAX_LABEL_VALUE = float(2**24)
+OUTSIDE_ROOT = "image outside the dataset root"
 
 
 class LabelError(ValueError):
@@ -116,13 +126,29 @@ def check_box_size(x: float, y: float, w: float, h: float) -> None:
         raise ValueError(f"box size {w:g} x {h:g} vanishes at coordinates ({x:g}, {y:g})")
 
 
+def check_label_values(numbers: list[float]) -> None:
+    """ValueError unless every number is finite and within :data:`MAX_LABEL_VALUE` of 0."""
+    if not all(math.isfinite(v) for v in numbers):
+        raise ValueError("non-finite number")
+    too_large = [v for v in numbers if abs(v) > MAX_LABEL_VALUE]
+    if too_large:
+        raise ValueError(f"number {too_large[0]:g} beyond +-{MAX_LABEL_VALUE:.0f} pixels")
+
+
+def inside_root(root: Path, reference: str) -> bool:
+    """Whether the path ``reference`` (relative to ``root``, or absolute) names a place inside ``root``, judged on
+    the names alone (``..`` resolved, symbolic links not followed: a link the dataset's owner made is theirs)."""
+    root_path = os.path.normpath(os.path.abspath(root))
+    target = os.path.normpath(os.path.join(root_path, reference))
+    return os.path.commonpath([root_path, target]) == root_path
+
+
 def _parse_face(values: list[str]) -> tuple[list[float], list[float] | None]:
     """Box ``[x1, y1, x2, y2]`` and landmark ``[x, y] * 5`` (None if absent) of one line, or ValueError."""
     if len(values) not in _ACCEPTED_COLUMNS:
         raise ValueError(f"expected {', '.join(map(str, _ACCEPTED_COLUMNS))} numbers, found {len(values)}")
     numbers = [float(v) for v in values]
-    if not all(math.isfinite(v) for v in numbers):
-        raise ValueError("non-finite number")
+    check_label_values(numbers)
     x, y, w, h = numbers[:4]
     check_box_size(x, y, w, h)
     landmarks = None
@@ -138,11 +164,13 @@ def parse_label_file(
     image_root: str | Path | None = None,
     strict: bool = False,
     report: LabelReport | None = None,
+    allow_outside_root: bool = False,
 ) -> list[ImageAnnotation]:
     """Read a RetinaFace-layout label file; images are looked up under ``image_root``.
 
     ``image_root`` defaults to ``images/`` beside the label file if that folder exists, else the label
-    file's own folder. Images whose file is missing are skipped (or raise, if ``strict``).
+    file's own folder. Images whose file is missing, or whose path leads outside ``image_root`` (unless
+    ``allow_outside_root``), are skipped (or raise, if ``strict``).
     """
     label_file = Path(label_file)
     if not label_file.is_file():
@@ -151,7 +179,8 @@ def parse_label_file(
         image_root = label_file.parent / "images" if (label_file.parent / "images").is_dir() else label_file.parent
     image_root = Path(image_root)
     report = report if report is not None else LabelReport()
-    entries: list[tuple[Path, str, list, list, list]] = []
+    # (image, where its line is, boxes, landmarks, where each face's line is, whether the image is inside the root)
+    entries: list[tuple[Path, str, list, list, list, bool]] = []
 
     def problem(reason: str, lineno: int, detail: str = "") -> None:
         where = f"{label_file}:{lineno}"
@@ -169,7 +198,8 @@ def parse_label_file(
             if not name:
                 problem("image line without a path", lineno)
                 continue
-            entries.append((image_root / name, f"{label_file}:{lineno}", [], [], []))
+            inside = allow_outside_root or inside_root(image_root, name)
+            entries.append((image_root / name, f"{label_file}:{lineno}", [], [], [], inside))
             continue
         if not entries:
             problem("face line before any '# image' line", lineno)
@@ -184,7 +214,12 @@ def parse_label_file(
         entries[-1][4].append(f"{label_file}:{lineno}")
 
     annotations = []
-    for path, where, boxes, landmarks, sources in entries:
+    for path, where, boxes, landmarks, sources, inside in entries:
+        if not inside:
+            if strict:
+                raise LabelError(f"{where}: {OUTSIDE_ROOT}: {path} is not inside {image_root}")
+            report.add_file(path, OUTSIDE_ROOT, where, f"not inside {image_root}")
+            continue
         if not is_file(path):
             if strict:
                 raise LabelError(f"{where}: image file {path} not found")
@@ -226,20 +261,15 @@ def is_file(path: Path) -> bool:
 
 
 def image_size(path: Path, decode: bool = False) -> tuple[int, int]:
-    """``(width, height)`` of an image file: from its header (Pillow reads no pixels), or with ``decode`` by
-    decoding it as training will (:func:`featherface.detection.image.read_image`). ValueError if unreadable."""
-    if not decode:
-        try:
-            from PIL import Image
+    """``(width, height)`` of an image file as a viewer shows it (EXIF orientation applied, as training reads it):
+    from its header, or with ``decode`` by decoding it as training will
+    (:func:`featherface.detection.image.read_image`). ValueError if unreadable or over the pixel limit."""
+    from featherface.detection import image  # lazy: featherface.detection loads torch
 
-            with Image.open(path) as image:
-                return image.size
-        except Exception:  # Pillow raises many kinds; the decoder below has the last word
-            pass
-    from featherface.detection.image import read_image  # lazy: featherface.detection loads torch
-
-    height, width = read_image(path).shape[:2]
-    return width, height
+    if decode:
+        height, width = image.read_image(path).shape[:2]
+        return width, height
+    return image.image_size(path)
 
 
 def check_images(

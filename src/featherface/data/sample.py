@@ -58,6 +58,7 @@ def resolve_dataset(
     strict: bool = False,
     report: LabelReport | None = None,
     classes: Collection[str] | None = None,
+    allow_outside_root: bool = False,
 ) -> list[ImageAnnotation]:
     """A dataset by name or path, its labels and images checked before anything uses them (one policy for every
     command, :mod:`featherface.data.labels`): bad lines, missing or unreadable images and boxes wholly outside their
@@ -70,17 +71,20 @@ def resolve_dataset(
     - a Pascal VOC folder (``Annotations/`` + ``JPEGImages/``, ``annotations/`` + ``images/``, or XML files beside
       the images, see :mod:`featherface.data.voc`): all its files; ``classes`` picks the object names that are
       faces (the others become ignored regions), only for VOC data.
+
+    An image path that leads outside the dataset's image folder is skipped and counted (``image outside the dataset
+    root``) unless ``allow_outside_root``.
     """
     own_report = report is None
     report = LabelReport() if own_report else report
-    annotations = check_images(_read_labels(spec, strict, report, classes), strict, report)
+    annotations = check_images(_read_labels(spec, strict, report, classes, allow_outside_root), strict, report)
     if own_report and report.total:
         print(f"warning: {spec}: skipped {report.summary()}", file=sys.stderr)
     return annotations
 
 
 def _read_labels(
-    spec: str, strict: bool, report: LabelReport, classes: Collection[str] | None
+    spec: str, strict: bool, report: LabelReport, classes: Collection[str] | None, allow_outside_root: bool = False
 ) -> list[ImageAnnotation]:
     if spec in SAMPLE_NAMES:
         _no_classes(spec, classes)
@@ -91,18 +95,18 @@ def _read_labels(
         if not path.is_file():
             raise ValueError(f"{spec}: no such dataset (give a label.txt, a folder, or sample/sample:train/sample:val)")
         _no_classes(spec, classes)
-        return parse_label_file(path, strict=strict, report=report)
+        return parse_label_file(path, strict=strict, report=report, allow_outside_root=allow_outside_root)
     wider = find_wider_split(path, split or "train")
     if wider is not None:
         _no_classes(spec, classes)
-        return parse_wider_split(*wider, strict=strict, report=report)
+        return parse_wider_split(*wider, strict=strict, report=report, allow_outside_root=allow_outside_root)
     if (path / "label.txt").is_file():
         _no_classes(spec, classes)
-        return parse_label_file(path / "label.txt", strict=strict, report=report)
+        return parse_label_file(path / "label.txt", strict=strict, report=report, allow_outside_root=allow_outside_root)
     if find_voc_layout(path) is not None:
         if split is not None:
             raise ValueError(f"{spec}: a Pascal VOC folder has no :{split} part; give the folder itself")
-        return parse_voc_folder(path, classes, strict=strict, report=report)
+        return parse_voc_folder(path, classes, strict=strict, report=report, allow_outside_root=allow_outside_root)
     raise ValueError(
         f"{spec}: folder has no label.txt, is no WIDER FACE root (wider_face_split/, WIDER_{split or 'train'}/images) "
         "and holds no Pascal VOC XML"

@@ -7,6 +7,9 @@ Accepted folders (``ROOT``), one XML file per image, read in name order:
 - ``ROOT/*.xml`` beside the images.
 
 An XML file's image is its ``<filename>`` in the image folder, or else the image file with the XML file's stem.
+``<path>`` is not read (labelling tools write the labelling machine's absolute path there). A ``<filename>`` that
+leads outside the image folder (``../../etc/passwd``, an absolute path elsewhere) skips the file as ``image outside
+the dataset root``, unless ``allow_outside_root``: an annotation set is data from anywhere.
 
 ::
 
@@ -30,16 +33,16 @@ protocol). There are no landmarks (``has_landmarks`` False).
 Bad-data policy as in :mod:`featherface.data.labels`: with ``strict=True`` the first problem raises
 :class:`LabelError` naming the XML file (and object number); otherwise the object, or the whole file, is skipped
 and counted in a :class:`LabelReport` under one of these reasons: ``malformed XML``, ``not a VOC annotation``,
-``missing image file``, ``unreadable image`` (no ``<size>`` and no readable image header), ``object without
-bndbox``, ``non-numeric box``, ``box of non-positive size``, ``box outside the image``. A file skipped whole is
-also listed in the report's ``files`` (evaluate's JSON ``errors``) by its image, or by the XML file itself when
-that names none (malformed XML, not a VOC annotation). Boxes partly outside the image are clipped to it without a
-report.
+``image outside the dataset root``, ``missing image file``, ``unreadable image`` (no ``<size>`` and no readable
+image header), ``object without bndbox``, ``non-numeric box`` (also a number not finite or beyond
+:data:`~featherface.data.labels.MAX_LABEL_VALUE`), ``box of non-positive size``, ``box outside the image``. A
+file skipped whole is also listed in the report's ``files`` (evaluate's JSON ``errors``) by its image, or by the
+XML file itself when that names none (malformed XML, not a VOC annotation). Boxes partly outside the image are
+clipped to it without a report.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -49,7 +52,17 @@ from pathlib import Path
 
 import numpy as np
 
-from featherface.data.labels import ImageAnnotation, LabelError, LabelReport, check_box_size
+from featherface.data.labels import (
+    MAX_LABEL_VALUE,
+    OUTSIDE_ROOT,
+    ImageAnnotation,
+    LabelError,
+    LabelReport,
+    check_box_size,
+    check_label_values,
+    image_size,
+    inside_root,
+)
 
 # (annotation folder, image folder) pairs tried in a VOC root, before XML files beside the images
 VOC_FOLDERS = (("Annotations", "JPEGImages"), ("annotations", "images"), ("Annotations", "images"))
@@ -92,34 +105,32 @@ class _Problem(Exception):
 
 
 def _image_size(path: Path) -> tuple[int, int]:
-    """``(width, height)`` in pixels from the file's header (Pillow reads no pixels), or _Problem."""
+    """``(width, height)`` in pixels as a viewer shows the image, from the file's header, or _Problem."""
     try:
-        from PIL import Image
-
-        with Image.open(path) as image:
-            return image.size
-    except Exception:
-        from featherface.detection.image import ImageError, read_image
-
-        try:
-            height, width = read_image(path).shape[:2]
-        except ImageError as exc:
-            raise _Problem("unreadable image", str(exc), path) from None
-        return width, height
+        return image_size(path)
+    except ValueError as exc:
+        raise _Problem("unreadable image", str(exc), path) from None
 
 
 def _xml_size(root: ET.Element) -> tuple[int, int] | None:
-    """``(width, height)`` from ``<size>``, or None if absent or not positive."""
+    """``(width, height)`` from ``<size>``, or None if absent, not positive or beyond
+    :data:`~featherface.data.labels.MAX_LABEL_VALUE` (``1e400`` is infinite: no whole number)."""
     try:
-        width = int(float(root.findtext("size/width", "")))
-        height = int(float(root.findtext("size/height", "")))
+        width = float(root.findtext("size/width", ""))
+        height = float(root.findtext("size/height", ""))
     except ValueError:
         return None
-    return (width, height) if width > 0 and height > 0 else None
+    if not (0 < width <= MAX_LABEL_VALUE and 0 < height <= MAX_LABEL_VALUE):  # NaN fails too
+        return None
+    return (int(width), int(height)) if int(width) > 0 and int(height) > 0 else None
 
 
-def _find_image(root: ET.Element, xml_path: Path, image_dir: Path, by_stem: dict[str, Path]) -> Path:
+def _find_image(
+    root: ET.Element, xml_path: Path, image_dir: Path, by_stem: dict[str, Path], allow_outside_root: bool = False
+) -> Path:
     filename = (root.findtext("filename") or "").strip()
+    if filename and not allow_outside_root and not inside_root(image_dir, filename):
+        raise _Problem(OUTSIDE_ROOT, f"<filename>{filename}</filename> is not inside {image_dir}", image_dir / filename)
     if filename and (image_dir / filename).is_file():
         return image_dir / filename
     if xml_path.stem in by_stem:
@@ -137,8 +148,10 @@ def _object_box(obj: ET.Element, width: int, height: int, one_based: bool = True
         xmin, ymin, xmax, ymax = (float(box.findtext(tag) or "") for tag in _BOX_TAGS)
     except ValueError:
         raise _Problem("non-numeric box", ", ".join(f"{t}={box.findtext(t)!r}" for t in _BOX_TAGS)) from None
-    if not all(math.isfinite(v) for v in (xmin, ymin, xmax, ymax)):
-        raise _Problem("non-numeric box", "non-finite number")
+    try:
+        check_label_values([xmin, ymin, xmax, ymax])
+    except ValueError as exc:
+        raise _Problem("non-numeric box", str(exc)) from None
     shift = 1.0 if one_based else 0.0  # 1-based inclusive pixels -> continuous coordinates
     x1, y1, x2, y2 = xmin - shift, ymin - shift, xmax, ymax
     try:
@@ -161,13 +174,15 @@ def read_voc_xml(
     names: Counter | None = None,
     images_by_stem: dict[str, Path] | None = None,
     one_based: bool = True,
+    allow_outside_root: bool = False,
 ) -> ImageAnnotation | None:
     """The faces of one VOC XML file (boxes in xyxy pixels), or None if the whole file is skipped.
 
     ``image_dir`` (default: the XML file's folder) holds the image; ``classes``: the object names that are faces
     (default: all); ``names`` counts the object names seen; ``images_by_stem`` maps file stems to image paths
     (:func:`parse_voc_folder` builds it once for a folder); ``one_based=False`` reads the numbers as continuous
-    coordinates as they are (no 1-pixel shift of xmin/ymin).
+    coordinates as they are (no 1-pixel shift of xmin/ymin); ``allow_outside_root``: a ``<filename>`` may lead
+    outside ``image_dir``.
     """
     xml_path = Path(xml_path)
     image_dir = Path(image_dir) if image_dir is not None else xml_path.parent
@@ -193,7 +208,7 @@ def read_voc_xml(
     try:
         if root.tag != "annotation":
             raise _Problem("not a VOC annotation", f"root element <{root.tag}>, expected <annotation>")
-        image_path = _find_image(root, xml_path, image_dir, images_by_stem)
+        image_path = _find_image(root, xml_path, image_dir, images_by_stem, allow_outside_root)
         width, height = _xml_size(root) or _image_size(image_path)
     except _Problem as exc:  # the whole file skipped: listed by its image (the XML file when none is known)
         problem(exc, str(xml_path), exc.path or xml_path)
@@ -246,11 +261,12 @@ def parse_voc_folder(
     strict: bool = False,
     report: LabelReport | None = None,
     one_based: bool = True,
+    allow_outside_root: bool = False,
 ) -> list[ImageAnnotation]:
     """Every XML file of a VOC folder (layouts in the module docstring), in file-name order.
 
     ``classes``: the object names that are faces (default: every class); each must occur in the data, else
-    ValueError listing the classes found. ``one_based``: see :func:`read_voc_xml`.
+    ValueError listing the classes found. ``one_based``, ``allow_outside_root``: see :func:`read_voc_xml`.
     """
     layout = find_voc_layout(root)
     if layout is None:
@@ -262,7 +278,9 @@ def parse_voc_folder(
     by_stem = _images_by_stem(layout.images)
     annotations = []
     for xml_path in layout.xml_files():
-        ann = read_voc_xml(xml_path, layout.images, classes, strict, report, names, by_stem, one_based)
+        ann = read_voc_xml(
+            xml_path, layout.images, classes, strict, report, names, by_stem, one_based, allow_outside_root
+        )
         if ann is not None:
             annotations.append(ann)
     unknown = sorted(set(classes or ()) - set(names))

@@ -6,8 +6,10 @@
     1
     449 330 122 149 0 0 0 0 0 0        x y w h blur expression illumination invalid occlusion pose
 
-An image without faces has count 0 followed by one line of zeros. Faces flagged invalid, or of non-positive
-size, are left out of training (counted in the report; ``strict`` raises with ``file:line`` instead).
+An image without faces has count 0 followed by one line of zeros. Faces flagged invalid, of non-positive size
+or with numbers not finite or beyond :data:`~featherface.data.labels.MAX_LABEL_VALUE`, and images whose path leads
+outside the image root (unless ``allow_outside_root``), are left out of training (counted in the report;
+``strict`` raises with ``file:line`` instead).
 WIDER gives no landmarks: ``has_landmarks`` is False (the RetinaFace ``label.txt`` release adds them).
 """
 
@@ -17,13 +19,27 @@ from pathlib import Path
 
 import numpy as np
 
-from featherface.data.labels import ImageAnnotation, LabelError, LabelReport, check_box_size, is_file, read_text_lines
+from featherface.data.labels import (
+    OUTSIDE_ROOT,
+    ImageAnnotation,
+    LabelError,
+    LabelReport,
+    check_box_size,
+    check_label_values,
+    inside_root,
+    is_file,
+    read_text_lines,
+)
 
 _INVALID_COLUMN = 7
 
 
 def parse_wider_split(
-    split_file: str | Path, image_root: str | Path, strict: bool = False, report: LabelReport | None = None
+    split_file: str | Path,
+    image_root: str | Path,
+    strict: bool = False,
+    report: LabelReport | None = None,
+    allow_outside_root: bool = False,
 ) -> list[ImageAnnotation]:
     split_file, image_root = Path(split_file), Path(image_root)
     if not split_file.is_file():
@@ -57,6 +73,7 @@ def parse_wider_split(
             parts = row.split()
             try:
                 values = [float(v) for v in parts[:10]]
+                check_label_values(values)
             except ValueError:
                 problem("bad face line", lineno)
                 continue
@@ -75,6 +92,11 @@ def parse_wider_split(
             boxes.append([x, y, x + w, y + h])
             sources.append(f"{split_file}:{lineno}")
         path = image_root / name
+        if not (allow_outside_root or inside_root(image_root, name)):
+            if strict:
+                raise LabelError(f"{split_file}:{name_line}: {OUTSIDE_ROOT}: {path} is not inside {image_root}")
+            report.add_file(path, OUTSIDE_ROOT, f"{split_file}:{name_line}", f"not inside {image_root}")
+            continue
         if not is_file(path):
             if strict:
                 raise LabelError(f"{split_file}:{name_line}: image file {path} not found")

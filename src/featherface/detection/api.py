@@ -17,7 +17,7 @@ from featherface.detection.image import to_bgr_uint8
 from featherface.detection.postprocess import Detections, PostprocessConfig, postprocess, suppress
 from featherface.detection.priors import PriorBox
 from featherface.detection.runners import OnnxRunner, RawOutputs, TorchRunner, open_onnx
-from featherface.detection.scaling import FaceSizeConfig, inference_factor, plan_tiles
+from featherface.detection.scaling import FaceSizeConfig, check_size, inference_factor, plan_tiles
 from featherface.extras import require_torch
 from featherface.weights import DEFAULT_MODEL, SHIPPED, verified_path
 
@@ -41,6 +41,7 @@ def preprocess(image: np.ndarray, mean: np.ndarray = IMAGE_MEAN_BGR) -> np.ndarr
 
 def inference_scale(height: int, width: int, size: int | None, max_size: int) -> float:
     """Resize factor: long side to ``size`` if given, and never above ``max_size``."""
+    check_size(size)
     scale = 1.0 if size is None else size / max(height, width)
     return min(scale, max_size / max(height, width))
 
@@ -329,9 +330,10 @@ class Detector:
         merged = (np.concatenate(parts) for parts in (boxes, scores, landmarks))
         return suppress(*merged, self.postprocess_config)
 
-    def detect_files(self, inputs: Sequence[str | Path], **options) -> Iterator[Result]:
-        """Results for image files, folders (recursively) and videos, in order; a file that cannot be read gives a
-        result with its ``error`` instead of raising (:func:`featherface.detection.stream.detect_sources`)."""
+    def detect_files(self, inputs: str | Path | Sequence[str | Path], **options) -> Iterator[Result]:
+        """Results for image files, folders (recursively) and videos, in order (one ``str`` or ``Path`` is one
+        input); a file that cannot be read gives a result with its ``error`` instead of raising
+        (:func:`featherface.detection.stream.detect_sources`)."""
         from featherface.detection.sources import collect_sources
         from featherface.detection.stream import detect_sources
 

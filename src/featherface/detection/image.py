@@ -1,13 +1,32 @@
-"""Reading images of any common kind into the detectors' input: 3-channel BGR uint8."""
+"""Reading images of any common kind into the detectors' input: 3-channel BGR uint8, upright.
+
+:func:`read_image` is the package's one image decoder (detection, drawn, cropped and anonymised copies, evaluation,
+training). It returns the pixels as a viewer shows them: the EXIF orientation of JPEG, PNG and WebP files is applied
+(all 8 values), and TIFF's by OpenCV's decoder, so sizes, boxes and written copies are in the frame people see; a
+copy is written without the tag, so it shows upright everywhere. Before decoding it reads the header
+(:mod:`featherface.detection.image_header`) and refuses an image of more than :func:`max_image_pixels` pixels and
+an animation (GIF, APNG, WebP: :func:`featherface.detection.sources.collect_sources` reads GIF and APNG files as
+videos instead), so an untrusted file cannot make it allocate gigabytes.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
+from featherface.detection.image_header import ImageHeader, read_header
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".gif")
+# 2^28 = 268,435,456 pixels (16384 x 16384): above every camera's single shot (the largest, 200 MP phone sensors,
+# 16320 x 12240), yet 805 MB as BGR uint8. A stitched panorama or a multi-shot composite may need more: raise it
+# with the environment variable or read_image's max_pixels.
+DEFAULT_MAX_PIXELS = 2**28
+MAX_PIXELS_VARIABLE = "FEATHERFACE_MAX_PIXELS"
+# the start of a file read for its header; a file whose header lies further in is read whole
+HEADER_BYTES = 64 * 1024
 
 
 class ImageError(ValueError):
@@ -44,18 +63,116 @@ def to_bgr_uint8(image: np.ndarray, source: str = "image") -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as BGR uint8; raises :class:`ImageError` naming the file if it cannot."""
+def max_image_pixels() -> int:
+    """The pixel limit of :func:`read_image`: ``FEATHERFACE_MAX_PIXELS`` if set (a whole number > 0), else
+    :data:`DEFAULT_MAX_PIXELS`."""
+    text = os.environ.get(MAX_PIXELS_VARIABLE)
+    if text is None:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ValueError(f"{MAX_PIXELS_VARIABLE}: expected a whole number of pixels > 0, got {text[:40]!r}")
+    return value
+
+
+def _check_header(path: Path, header: ImageHeader | None, max_pixels: int | None) -> None:
+    """ImageError naming ``path`` for an image over the pixel limit or an animation."""
+    limit = max_pixels or max_image_pixels()
+    if header is None:
+        return
+    if header.pixels > limit:
+        raise ImageError(
+            f"{path}: {header.width} x {header.height} pixels, over the limit of {limit:,} ({MAX_PIXELS_VARIABLE})"
+        )
+    if header.frames > 1:
+        raise ImageError(
+            f"{path}: animated {header.format.upper()} of {header.frames} frames; detect, crop and anonymize read "
+            "GIF and PNG animations as videos, frame by frame"
+        )
+
+
+def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
+    """``image`` as a viewer shows it under EXIF ``orientation`` (1-8, see
+    :mod:`featherface.detection.image_header`); 1 and unknown values leave it as it is."""
+    if orientation == 2:
+        return cv2.flip(image, 1)
+    if orientation == 3:
+        return cv2.rotate(image, cv2.ROTATE_180)
+    if orientation == 4:
+        return cv2.flip(image, 0)
+    if orientation == 5:
+        return cv2.transpose(image)
+    if orientation == 6:
+        return cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE)
+    if orientation == 7:
+        return cv2.rotate(cv2.transpose(image), cv2.ROTATE_180)
+    if orientation == 8:
+        return cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    return image
+
+
+def _existing_file(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():
         raise ImageError(f"{path}: no such file")
     if not path.is_file():
         raise ImageError(f"{path}: not a file")
-    data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    return path
+
+
+def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
+    """Read an image file as BGR uint8, upright (its EXIF orientation applied); raises :class:`ImageError` naming
+    the file if it cannot, or if its header declares more than ``max_pixels`` pixels (default
+    :func:`max_image_pixels`) or an animation: checked before any pixel is allocated. A format without a header
+    reader (AVIF, JPEG 2000, ...) is bounded by OpenCV's own limit while decoding (2^30 pixels) and by
+    ``max_pixels`` after."""
+    path = _existing_file(path)
+    data = path.read_bytes()
+    header = read_header(data)
+    _check_header(path, header, max_pixels)
+    # IMREAD_UNCHANGED keeps 16-bit, alpha and gray for to_bgr_uint8; it also ignores the orientation, applied below
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    except cv2.error:  # a decoder that gives up by raising (OpenCV's own size limit among them)
+        image = None
     if image is None:
         raise ImageError(f"{path}: not a readable image")
-    return to_bgr_uint8(image, str(path))
+    if header is None:
+        _check_header(path, ImageHeader("image", image.shape[1], image.shape[0]), max_pixels)
+    image = to_bgr_uint8(image, str(path))
+    if header is not None and not header.decoder_orients:
+        image = np.ascontiguousarray(apply_orientation(image, header.orientation))
+    return image
+
+
+def read_image_header(path: str | Path) -> ImageHeader | None:
+    """The header of an image file (:func:`~featherface.detection.image_header.read_header`), reading its first
+    :data:`HEADER_BYTES` (the whole file for a GIF, whose frames are counted, or when the header lies further in);
+    None for a format without a header reader. ImageError if the file cannot be read."""
+    path = _existing_file(path)
+    try:
+        with open(path, "rb") as f:
+            start = f.read(HEADER_BYTES)
+            header = read_header(start)
+            if len(start) == HEADER_BYTES and (header is None or header.format == "gif"):
+                header = read_header(start + f.read())
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot be read ({exc.strerror})") from None
+    return header
+
+
+def image_size(path: str | Path, max_pixels: int | None = None) -> tuple[int, int]:
+    """``(width, height)`` of an image file as a viewer shows it (orientation applied), from its header without
+    decoding (decoded, for a format without a header reader); ImageError under the rules of :func:`read_image`."""
+    header = read_image_header(path)
+    if header is None:
+        height, width = read_image(path, max_pixels).shape[:2]
+        return width, height
+    _check_header(Path(path), header, max_pixels)
+    return header.display_size
 
 
 def list_images(folder: str | Path) -> list[Path]:

@@ -17,6 +17,7 @@ middle line, so it is dropped: each face is found once, whole. A final NMS over 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +50,7 @@ def inference_factor(
     """
     config = config or FaceSizeConfig()
     smallest, largest = anchor_range
+    check_size(size)
     if size is not None and (min_face is not None or max_face is not None):
         raise ValueError("give an inference size or face sizes (min_face / max_face), not both")
     for name, value in (("min_face", min_face), ("max_face", max_face)):
@@ -63,6 +65,15 @@ def inference_factor(
     if size is not None:
         return size / max(height, width)
     return 1.0
+
+
+def check_size(size: float | None) -> None:
+    """ValueError naming ``size`` unless it is None or a finite number of pixels > 0 (a size of 0 would shrink the
+    image to nothing and find no face, silently)."""
+    if size is None:
+        return
+    if isinstance(size, bool) or not isinstance(size, numbers.Real) or not math.isfinite(size) or size <= 0:
+        raise ValueError(f"size must be a number of pixels > 0 (the network input's long side), got {size!r}")
 
 
 @dataclass(frozen=True)

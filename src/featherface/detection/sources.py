@@ -16,9 +16,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from featherface.detection.image import IMAGE_SUFFIXES, ImageError
+from featherface.detection.image import IMAGE_SUFFIXES, ImageError, read_image_header
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+# animations OpenCV's video reader plays frame by frame (FFmpeg's GIF and APNG demuxers; not animated WebP)
+ANIMATION_SUFFIXES = (".gif", ".png")
 VIDEO_CODEC = "mp4v"  # OpenCV's built-in MPEG-4 encoder: present in every opencv-python build
 DEFAULT_FPS = 25.0  # for a video that does not say its frame rate
 
@@ -43,6 +45,25 @@ class Source:
     def video(cls, path: str | Path) -> Source:
         return cls(Path(path), "video", Path(Path(path).name))
 
+    @classmethod
+    def probed(cls, path: str | Path, relative: Path | None = None) -> Source:
+        """:meth:`of`, except that a GIF or PNG animation (its header says more than one frame) is a video: every
+        frame is read, none dropped."""
+        source = cls.of(path, relative)
+        if source.kind == "image" and source.path.suffix.lower() in ANIMATION_SUFFIXES and is_animation(source.path):
+            return cls(source.path, "video", source.relative)
+        return source
+
+
+def is_animation(path: Path) -> bool:
+    """Whether an image file's header declares more than one frame (False for a file that cannot be read: the
+    decoder says why later)."""
+    try:
+        header = read_image_header(path)
+    except ImageError:
+        return False
+    return header is not None and header.frames > 1
+
 
 def walk_files(folder: Path, suffixes: Sequence[str], skip: set[str] | frozenset[str] = frozenset()) -> list[Path]:
     """Files under ``folder`` whose lower-cased suffix is one of ``suffixes`` (recursively; hidden entries, symbolic
@@ -63,11 +84,14 @@ def walk_files(folder: Path, suffixes: Sequence[str], skip: set[str] | frozenset
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
-def collect_sources(inputs: Sequence[str | Path], skip: Sequence[str | Path] = ()) -> list[Source]:
-    """The files to read: each file named (an image unless its suffix is a video's), and every image and video
-    under each folder named, recursively, in sorted order. Folders in ``skip`` (an output folder inside an input
+def collect_sources(inputs: str | Path | Sequence[str | Path], skip: Sequence[str | Path] = ()) -> list[Source]:
+    """The files to read: each file named (an image unless its suffix is a video's, or it is a GIF or PNG
+    animation: :meth:`Source.probed`), and every image and video under each folder named, recursively, in sorted
+    order; one path (a ``str`` or ``Path``) is one input. Folders in ``skip`` (an output folder inside an input
     folder) are not entered. Raises ``ValueError`` naming the path for an input that does not exist or a folder
     with nothing to read: those are mistakes in the command, not bad files."""
+    if isinstance(inputs, str | Path):  # a str is a sequence too: its characters are no inputs
+        inputs = [inputs]
     skipped = {os.path.realpath(p) for p in skip}
     named = [Path(item) for item in inputs]
     files: list[Path] = []
@@ -88,7 +112,7 @@ def collect_sources(inputs: Sequence[str | Path], skip: Sequence[str | Path] = (
     files = [path for path in files if not (os.path.realpath(path) in seen or seen.add(os.path.realpath(path)))]
     roots = [os.path.abspath(p if p.is_dir() else p.parent) for p in named]
     common = os.path.commonpath(roots)
-    return [Source.of(path, Path(os.path.relpath(os.path.abspath(path), common))) for path in files]
+    return [Source.probed(path, Path(os.path.relpath(os.path.abspath(path), common))) for path in files]
 
 
 def failure_reason(error: BaseException, path: Path) -> str:
@@ -169,7 +193,11 @@ class VideoInfo:
 
 
 class VideoReader:
-    """Frames of a video as BGR uint8 arrays, in order; ``info`` holds its frame rate and size."""
+    """Frames of a video as BGR uint8 arrays, in order; ``info`` holds its frame rate and size.
+
+    Frames come upright: a video whose container says it is to be shown rotated (a phone's display matrix,
+    ``rotate`` metadata) is rotated as a player shows it (OpenCV's ``CAP_PROP_ORIENTATION_AUTO``, FFmpeg backend),
+    and ``info`` gives the rotated size. The re-encoded copies carry no rotation, so they play upright."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -178,6 +206,8 @@ class VideoReader:
         self.capture = cv2.VideoCapture(str(path))
         if not self.capture.isOpened():
             raise ImageError(f"{path}: not a readable video")
+        # FFmpeg's backend rotates by default in the OpenCV tested (4.14); set here so that no version's default matters
+        self.capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
         get = self.capture.get
         frames = int(get(cv2.CAP_PROP_FRAME_COUNT))
         self.info = VideoInfo(

@@ -89,16 +89,29 @@ def zoo_names() -> list[str]:
     return list(ZOO)
 
 
-def create_model(name: str, pretrained: bool = True) -> DetectorNet:
-    """Build a zoo model; with ``pretrained`` load its shipped weights (full detector or ImageNet backbone)."""
+def create_model(name: str, pretrained: bool = True, seed: int | None = None) -> DetectorNet:
+    """Build a zoo model; with ``pretrained`` load its shipped weights (full detector or ImageNet backbone).
+
+    ``seed``: the layers that start random (heads, necks: all of an untrained model but its ImageNet backbone) are
+    drawn from torch's generator seeded with it, so the model is the same whatever was drawn before, and torch's
+    global generator is left as it was; None draws them from the global generator."""
+    import torch
+
     from featherface.models.detector_net import DetectorNet
 
     if name not in ZOO:
         raise ValueError(f"unknown model {name!r}; the zoo has {', '.join(ZOO)}")
     entry = ZOO[name]
+    if entry.shipped is not None and pretrained:
+        return _load_shipped(entry.shipped)
+    if seed is None:
+        net = DetectorNet(entry.config())
+    else:
+        with torch.random.fork_rng(devices=[]):  # CPU only: the layers are made on the CPU
+            torch.manual_seed(seed)
+            net = DetectorNet(entry.config())
     if entry.shipped is not None:
-        return _load_shipped(entry.shipped) if pretrained else DetectorNet(entry.config())
-    net = DetectorNet(entry.config())
+        return net
     if pretrained and entry.weights is not None:
         net.load_state_dict(entry.weights(), strict=True)
     elif pretrained and entry.backbone_weights is not None:
@@ -133,6 +146,8 @@ def start_from_teacher_backbone(student: DetectorNet, teacher: DetectorNet) -> i
     architecture is unchanged). Nano-B and RetinaFace-mnet0.25 share MobileNetV1-0.25 layer for layer, so the
     student starts from WIDER-trained face features instead of ImageNet's. Every backbone tensor (weights and BN
     statistics) must exist in both with the same shape; returns how many were copied."""
+    import torch
+
     import torch
 
     teacher_state = {k: v for k, v in teacher.state_dict().items() if k.startswith("backbone.")}

@@ -148,8 +148,6 @@ def start_from_teacher_backbone(student: DetectorNet, teacher: DetectorNet) -> i
     statistics) must exist in both with the same shape; returns how many were copied."""
     import torch
 
-    import torch
-
     teacher_state = {k: v for k, v in teacher.state_dict().items() if k.startswith("backbone.")}
     student_state = {k: v for k, v in student.state_dict().items() if k.startswith("backbone.")}
     misfits = sorted(

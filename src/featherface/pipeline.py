@@ -25,6 +25,9 @@ from featherface.models.zoo import STUDENT_INITS, ZOO, create_model, start_from_
 from featherface.profiling import gflops
 from featherface.training.config import config_path, load_section, load_train_config
 
+# The folders of a pipeline run (its phases, their SFP run, cached teacher labels, figures), where its saves write.
+PIPELINE_FOLDERS = ("0-teacher", "1-distill", "2-prune", "2-prune/sfp", "3-finetune", "teacher-labels", "plots")
+
 
 @dataclass
 class PipelineConfig:
@@ -84,7 +87,9 @@ def run_pipeline(config_source: str | Path | None, out_dir: str | Path) -> dict[
     distill_config = load_distill_config(source)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stale = remove_stale_temp_files(out)  # of saves a kill interrupted; the pipeline itself resumes by design
+    # temp files of saves a kill interrupted (the pipeline itself resumes by design): the run's own folders only
+    stale = [path for folder in (out, *(out / name for name in PIPELINE_FOLDERS)) for path in
+             remove_stale_temp_files(folder)]  # fmt: skip
     if stale:
         _say(f"removed {len(stale)} temp file(s) of an interrupted save: {', '.join(p.name for p in stale)}")
     started = time.monotonic()

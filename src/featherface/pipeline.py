@@ -41,7 +41,7 @@ class PipelineConfig:
     student_init: str = dataclasses.field(default="imagenet", metadata=rule(choices=STUDENT_INITS))
     teacher_epochs: int = dataclasses.field(default=40, metadata=rule(ge=1))
     distill_epochs: int = dataclasses.field(default=30, metadata=rule(ge=1))
-    benchmark_size: int = dataclasses.field(default=640, metadata=rule(ge=32))
+    benchmark_size: int = dataclasses.field(default=640, metadata=rule(ge=32, le=4096))  # as augment.image_size
     benchmark_threads: int = dataclasses.field(default=2, metadata=rule(ge=1))
     benchmark_repeats: int = dataclasses.field(default=20, metadata=rule(ge=1))
 

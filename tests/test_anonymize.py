@@ -3,6 +3,7 @@ found before; inputs stay byte-identical; per-file face counts in the JSON."""
 
 import hashlib
 import json
+import os
 import shutil
 
 import cv2
@@ -212,12 +213,13 @@ def test_a_video_whose_output_cannot_be_written_costs_one_entry_not_the_run(tmp_
                  "predicted": 0}  # fmt: skip
 
     # at the first frame: a folder where a.mp4's temporary file goes
-    (tmp_path / "blocked" / ".a.partial.mp4").mkdir(parents=True)
+    temporary = f".a.{os.getpid()}.partial.mp4"
+    (tmp_path / "blocked" / temporary).mkdir(parents=True)
     entries = run(tmp_path / "blocked")
     assert entries[1] == {**written_b, "output": str(tmp_path / "blocked" / "b.mp4")}
     assert entries[0]["input"] == str(videos[0]) and set(entries[0]) == {"input", "error"}
     assert entries[0]["error"].startswith("output not written: ") and "mp4v" in entries[0]["error"]
-    assert sorted(p.name for p in (tmp_path / "blocked").iterdir()) == [".a.partial.mp4", "b.mp4"]
+    assert sorted(p.name for p in (tmp_path / "blocked").iterdir()) == [temporary, "b.mp4"]
 
     # mid-video: the disk fills at a's third frame; its partial file is removed, b is still written
     real_write, calls = sources.VideoOutput.write, []

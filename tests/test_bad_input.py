@@ -165,10 +165,11 @@ def test_resume_and_overwrite_together_are_refused(capsys, finished, existing_ru
 
 
 def test_temp_files_of_an_interrupted_save_are_removed_on_the_next_start(capsys, finished, existing_run, tiny_config):
-    stale = existing_run / ".last.safetensors.k2j4h_9q.tmp"
+    stale = existing_run / ".last.safetensors.featherface-k2j4h_9q.tmp"
     stale.write_bytes(b"half a checkpoint")
     kept = existing_run / "my.tmp"  # not an atomic save's name
     kept.write_bytes(b"x")
+    (existing_run / ".notes.txt.k2j4h_9q.tmp").write_bytes(b"a user's")  # an mkstemp name, but not ours: kept
     before = snapshot(existing_run)
     code, out, err = run_cli(capsys, *train_argv(finished[1], existing_run, tiny_config, "--resume"))
     assert code == 0, err

@@ -32,6 +32,8 @@ CHECKPOINT_VERSION = 1
 EMBEDDED_KEY = "featherface"
 # A run directory holds several checkpoints; the first of these that exists is "the" model of the run.
 RUN_DIR_PREFERENCE = ("deployed.safetensors", "best.safetensors", "last.safetensors")
+# An architecture document (embedded or beside the weights) is about 2 KB; a larger one is refused unparsed.
+MAX_ARCHITECTURE_BYTES = 1 << 20
 
 
 class CheckpointError(ValueError):
@@ -92,6 +94,10 @@ def _embedded_doc(path: Path) -> dict[str, Any] | None:
         raise CheckpointError(f"{path}: unreadable safetensors file ({exc})") from None
     if text is None:
         return None
+    if len(text) > MAX_ARCHITECTURE_BYTES:
+        raise CheckpointError(
+            f"{path}: embedded architecture of {len(text):,} bytes (at most {MAX_ARCHITECTURE_BYTES:,})"
+        )
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -108,6 +114,8 @@ def read_checkpoint_config(path: str | Path) -> tuple[DetectorConfig, dict[str, 
     cfg_path = config_path_for(path)
     if not cfg_path.is_file():
         raise CheckpointError(f"{path}: no architecture file {cfg_path.name} beside it")
+    if cfg_path.stat().st_size > MAX_ARCHITECTURE_BYTES:
+        raise CheckpointError(f"{cfg_path}: {cfg_path.stat().st_size:,} bytes (at most {MAX_ARCHITECTURE_BYTES:,})")
     try:
         doc = json.loads(cfg_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -123,22 +131,39 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Build the network the checkpoint describes and load its tensors strictly; returns ``(net, metadata)``."""
     path = resolve_checkpoint(path)
     config, doc = read_checkpoint_config(path)
+    check_tensor_shapes(path, config)
     try:
         state = load_file(path, device=str(map_location))
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{path}: unreadable safetensors file ({exc})") from None
     net = DetectorNet(config)
+    net.load_state_dict(state)
+    return net.to(map_location), doc.get("metadata", {})
+
+
+def check_tensor_shapes(path: Path, config: DetectorConfig) -> None:
+    """The tensors ``config`` declares (its network built on the meta device: shapes only, no memory) against
+    those in the file's header (no tensor read), or :class:`CheckpointError`. After it, loading allocates what the
+    file holds and no more: an architecture cannot ask for more weights than its file carries."""
+    with torch.device("meta"):
+        declared = {name: tuple(t.shape) for name, t in DetectorNet(config).state_dict().items()}
     try:
-        missing, unexpected = net.load_state_dict(state, strict=False)
-    except RuntimeError as exc:  # shape mismatches
-        raise CheckpointError(
-            f"{path}: tensors do not fit the architecture ({str(exc).splitlines()[-1].strip()})"
-        ) from None
+        with safe_open(str(path), "pt") as f:
+            stored = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}  # noqa: SIM118 - not a dict
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: unreadable safetensors file ({exc})") from None
+    missing = [name for name in declared if name not in stored]
+    unexpected = [name for name in stored if name not in declared]
     if missing or unexpected:
         raise CheckpointError(
             f"{path}: tensors do not fit the architecture (missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
-    return net.to(map_location), doc.get("metadata", {})
+    for name, shape in declared.items():
+        if stored[name] != shape:
+            raise CheckpointError(
+                f"{path}: tensors do not fit the architecture ({name}: {list(stored[name])} in the file, "
+                f"{list(shape)} in the architecture)"
+            )
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

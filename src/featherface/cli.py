@@ -30,6 +30,20 @@ def _write_json(path: str | None, data: Any, line_per_item: bool = False) -> Non
         atomic_write_bytes(Path(path), (text + "\n").encode())
 
 
+def _guard_outputs(outputs: dict[str, str | Path | None], guard: Any = None, **inputs: Any) -> Any:
+    """Each output (``{"--json": path}``) claimed from an output guard over the command's inputs (``models=``,
+    ``configs=``, ``datasets=``, ``images=``: :func:`featherface.outputs.guard_inputs`), before any work: one over
+    an input raises ``ValueError`` naming the file. Returns the guard, for outputs claimed later."""
+    from featherface.fileio import OutputGuard
+    from featherface.outputs import guard_inputs
+
+    guard = guard_inputs(guard or OutputGuard(), **inputs)
+    for flag, path in outputs.items():
+        if path:
+            guard.claim(Path(path), flag)
+    return guard
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -74,6 +88,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from featherface.models.detector_net import DetectorNet
     from featherface.profiling import format_info_table, model_info
 
+    _guard_outputs({"--json": args.json}, models={"--model": args.model})
     net = DetectorNet(OnnxRunner(args.model).config) if args.model.endswith(".onnx") else load_model(args.model)
     info = model_info(net, args.size)
     info["model"] = args.model
@@ -131,11 +146,6 @@ def _load_detector(args: argparse.Namespace, sources: list[Any]) -> tuple[Any, i
     return detector, at_once
 
 
-def _claim_json(guard: Any, path: str | Path | None) -> None:
-    if path:
-        guard.claim(Path(path), Path("--json"))
-
-
 def _warn_skipped(skipped: Any) -> None:
     """The end of a run's :class:`~featherface.detection.stream.SkippedFiles`: a warning line when files were
     skipped (its ``InputError`` when none could be read)."""
@@ -154,7 +164,7 @@ def _result_log(path: str | Path | None) -> Iterator[Any]:
         with log:
             yield log
     except KeyboardInterrupt:
-        if log.partial is not None:
+        if log.partial is not None and log.count:
             print(f"interrupted: {log.count} finished result(s) kept in {log.partial}", file=sys.stderr)
         raise
 
@@ -178,31 +188,32 @@ def cmd_detect(args: argparse.Namespace) -> int:
     options = _face_size_options(args, args.size)
     save_dir = Path(args.save_dir) if args.save_dir else None
     sources = collect_sources(args.inputs, skip=[save_dir] if save_dir else [])
-    guard = OutputGuard(sources)
-    _claim_json(guard, args.json)
+    guard = _guard_outputs({"--json": args.json}, OutputGuard(sources), models={"--model": args.model})
     drawn = mirror_outputs(sources, save_dir, guard) if save_dir else {}
-    detector, at_once = _load_detector(args, sources)
-    results = detect_sources(
-        detector, sources, args.batch_size, track=not args.no_track, inference_threads=at_once, **options
-    )
-    if drawn:
-        results = write_rendered(results, drawn, lambda r: draw_detections(r.image, r.detections))
     skipped = SkippedFiles(len(sources), args.strict, "--strict")
     videos: dict[str, list[Any]] = {}  # video -> [frames, faces, track ids]
-    # closing: stopped early (--strict, Ctrl-C), the video reader's thread stops and the capture is released now
-    with _progress(sources) as bar, _result_log(args.json) as log, closing(results):
-        for result in results:
-            log.add(result.to_json())
-            bar.update()
-            if not result.ok:
-                skipped.add(result.name, result.error)
-            elif result.frame is None:
-                bar.write(f"{result.name}: {len(result.detections)} face(s)")
-            else:
-                totals = videos.setdefault(str(result.source.path), [0, 0, set()])
-                totals[0] += 1
-                totals[1] += len(result.detections)
-                totals[2].update([] if result.track_ids is None else result.track_ids.tolist())
+    # the --json log first: a second process writing the same file is refused before any work (resultlog)
+    with _result_log(args.json) as log:
+        detector, at_once = _load_detector(args, sources)
+        results = detect_sources(
+            detector, sources, args.batch_size, track=not args.no_track, inference_threads=at_once, **options
+        )
+        if drawn:
+            results = write_rendered(results, drawn, lambda r: draw_detections(r.image, r.detections))
+        # closing: stopped early (--strict, Ctrl-C), the video reader's thread stops and the capture is released now
+        with _progress(sources) as bar, closing(results):
+            for result in results:
+                log.add(result.to_json())
+                bar.update()
+                if not result.ok:
+                    skipped.add(result.name, result.error)
+                elif result.frame is None:
+                    bar.write(f"{result.name}: {len(result.detections)} face(s)")
+                else:
+                    totals = videos.setdefault(str(result.source.path), [0, 0, set()])
+                    totals[0] += 1
+                    totals[1] += len(result.detections)
+                    totals[2].update([] if result.track_ids is None else result.track_ids.tolist())
     for video, (frames, faces, tracks) in videos.items():
         tracked = f", {len(tracks)} track(s)" if tracks else ""
         print(f"{video}: {frames} frame(s), {faces} face(s){tracked}")
@@ -254,22 +265,23 @@ def cmd_crop(args: argparse.Namespace) -> int:
     options = _face_size_options(args)
     out = Path(args.out)
     sources = collect_sources(args.inputs, skip=[out])
-    guard = OutputGuard(sources)
     json_path = Path(args.json) if args.json else out / "crops.json"
-    _claim_json(guard, json_path)
-    detector, options["inference_threads"] = _load_detector(args, sources)
+    guard = _guard_outputs({"--json": json_path}, OutputGuard(sources), models={"--model": args.model})
     skipped = SkippedFiles(len(sources), args.strict, "--strict")
     crops, faces_skipped = 0, {}  # faces_skipped: reason -> faces without a crop
-    entries = crop_files(detector, sources, out, args.size, args.margin, guard, batch_size=args.batch_size, **options)
-    with _result_log(json_path) as log, closing(entries):
-        for entry in entries:
-            log.add(entry)
-            if "error" in entry:
-                skipped.add(entry["image"], entry["error"])
-            elif entry["crop"] is None:
-                faces_skipped[entry["skipped"]] = faces_skipped.get(entry["skipped"], 0) + 1
-            else:
-                crops += 1
+    with _result_log(json_path) as log:  # first: a second writer of the index is refused before any work
+        detector, options["inference_threads"] = _load_detector(args, sources)
+        entries = crop_files(detector, sources, out, args.size, args.margin, guard, batch_size=args.batch_size,
+                             **options)  # fmt: skip
+        with closing(entries):
+            for entry in entries:
+                log.add(entry)
+                if "error" in entry:
+                    skipped.add(entry["image"], entry["error"])
+                elif entry["crop"] is None:
+                    faces_skipped[entry["skipped"]] = faces_skipped.get(entry["skipped"], 0) + 1
+                else:
+                    crops += 1
     print(f"{crops} aligned {args.size}x{args.size} crop(s) from {len(sources)} file(s) in {out}; index {json_path}")
     if faces_skipped:
         reasons = ", ".join(f"{count} {reason}" for reason, count in faces_skipped.items())
@@ -288,23 +300,23 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     config = AnonymizeConfig(mode=args.mode, margin=args.margin, shape=args.shape)
     out = Path(args.out)
     sources = collect_sources(args.inputs, skip=[out])
-    guard = OutputGuard(sources)
-    _claim_json(guard, args.json)
-    detector, options["inference_threads"] = _load_detector(args, sources)
+    guard = _guard_outputs({"--json": args.json}, OutputGuard(sources), models={"--model": args.model})
     skipped = SkippedFiles(len(sources), args.strict, "--strict")
-    files = anonymize_files(
-        detector, sources, out, config, guard, track=not args.no_track, batch_size=args.batch_size, **options
-    )
-    with _progress(sources) as bar, _result_log(args.json) as log, closing(files):
-        for item in files:
-            log.add(item.to_json())
-            bar.update()
-            if item.error is not None:
-                skipped.add(str(item.input), item.error)
-            else:
-                frames = "" if item.frames is None else f" over {item.frames} frame(s)"
-                predicted = f", {item.predicted} where the tracker predicted them" if item.predicted else ""
-                bar.write(f"{item.input}: {item.faces} face(s) hidden{frames}{predicted} -> {item.output}")
+    with _result_log(args.json) as log:  # first: a second writer of the JSON is refused before any work
+        detector, options["inference_threads"] = _load_detector(args, sources)
+        files = anonymize_files(
+            detector, sources, out, config, guard, track=not args.no_track, batch_size=args.batch_size, **options
+        )
+        with _progress(sources) as bar, closing(files):
+            for item in files:
+                log.add(item.to_json())
+                bar.update()
+                if item.error is not None:
+                    skipped.add(str(item.input), item.error)
+                else:
+                    frames = "" if item.frames is None else f" over {item.frames} frame(s)"
+                    predicted = f", {item.predicted} where the tracker predicted them" if item.predicted else ""
+                    bar.write(f"{item.input}: {item.faces} face(s) hidden{frames}{predicted} -> {item.output}")
     _warn_skipped(skipped)
     return 0
 
@@ -316,6 +328,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if not args.out.endswith(".onnx"):
         raise CommandError(f"--out {args.out}: the file name must end in .onnx")
+    _guard_outputs({"--out": args.out}, models={"MODEL": args.model})
     path = export_onnx(load_model(args.model), args.out)
     print(f"wrote {path} ({path.stat().st_size:,} bytes), onnxruntime matches torch")
     return 0
@@ -332,6 +345,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         raise CommandError(f"{', '.join(needs_end_to_end)}: only with --end-to-end")
     from featherface.benchmark import benchmark, format_benchmark_table
 
+    _guard_outputs({"--json": args.json}, models={"MODEL": args.models})
     size, backend, repeats = args.size or 640, args.backend or "torch", args.repeats or 30
     rows = []
     for threads in args.threads or [1]:
@@ -348,6 +362,9 @@ def _benchmark_end_to_end(args: argparse.Namespace) -> int:
 
     if not args.data:
         raise CommandError("--end-to-end needs --data (a folder of photos, DIR:holdout, a labelled set, sample:val)")
+    plots = Path(args.plots) / "end_to_end_stages.png" if args.plots else None
+    outputs = {"--json": args.json, "--plots": plots}
+    _guard_outputs(outputs, models={"MODEL": args.models}, datasets={"--data": args.data})
     options = {"threads": args.threads, "backend": args.backend, "conf": args.conf, "nms": args.nms}
     options.update(repeats=args.repeats, warmup=args.warmup, max_images=args.max_images)
     options = {k: v for k, v in options.items() if v is not None}  # the API's defaults for the rest
@@ -356,7 +373,7 @@ def _benchmark_end_to_end(args: argparse.Namespace) -> int:
     print(f"{args.data}: {rows[0]['images']} images counted per row, conf {conf}, size {args.size or 'original'}")
     print(format_end_to_end_table(rows))
     if args.plots:
-        print(f"stage shares: {plot_stage_shares(rows, Path(args.plots) / 'end_to_end_stages.png')}")
+        print(f"stage shares: {plot_stage_shares(rows, plots)}")
     _write_json(args.json, rows)
     return 0
 
@@ -366,6 +383,11 @@ def _evaluate_wider(args: argparse.Namespace) -> dict[str, Any]:
     from featherface.evaluation.plots import plot_pr_curves
     from featherface.evaluation.widerface import SETTINGS, evaluate_wider, load_wider_ground_truth, read_predictions
 
+    inputs = sorted(Path(args.wider_gt).glob("*.mat"))
+    if args.predictions:
+        inputs += sorted(Path(args.predictions).rglob("*.txt"))
+    plots = Path(args.plots) / "wider_pr.png" if args.plots else None
+    _guard_outputs({"--json": args.json, "--plots": plots}, models={"--model": args.model}, images=inputs)
     ground_truth = load_wider_ground_truth(args.wider_gt)
     pred_dir = args.predictions
     if args.model:
@@ -387,7 +409,7 @@ def _evaluate_wider(args: argparse.Namespace) -> dict[str, Any]:
     print("  ".join(f"{s}: {result.ap[s]:.4f}" for s in SETTINGS))
     if args.plots:
         curves = {s: (result.recall[s], result.precision[s], result.ap[s]) for s in SETTINGS}
-        path = plot_pr_curves(curves, Path(args.plots) / "wider_pr.png", "WIDER FACE val")
+        path = plot_pr_curves(curves, plots, "WIDER FACE val")
         print(f"PR curves: {path}")
     return result.to_dict()
 
@@ -412,13 +434,21 @@ def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
 
     report = LabelReport()
     if args.teacher:
-        annotations = _teacher_references(args, report)
+        annotations = _teacher_images(args)
     else:
         annotations = resolve_dataset(args.data, strict=args.strict, report=report, classes=args.classes)
-    if not annotations:
-        skipped = f" (skipped {report.summary()})" if report.total else ""
-        raise CommandError(f"{args.data}: no labelled images{skipped}")
-    drawn = claim_drawn_copies([ann.path for ann in annotations], args.save_dir, args.json)
+    _require_images(args, annotations, report)
+    # every output claimed over every input (images skipped as unreadable too: still a user's files) before work
+    images = [ann.path for ann in annotations] + [Path(f["path"]) for f in report.files if Path(f["path"]).is_file()]
+    plots = Path(args.plots) / "pr.png" if args.plots else None
+    guard = _guard_outputs(
+        {"--json": args.json, "--plots": plots}, models={"--model": args.model, "--teacher": args.teacher},
+        datasets={"--data": args.data}, images=images,
+    )  # fmt: skip
+    drawn = claim_drawn_copies([ann.path for ann in annotations], args.save_dir, guard=guard)
+    if args.teacher:
+        annotations = _teacher_references(args, annotations, report)
+        _require_images(args, annotations, report)
     # evaluating an untrained model is legitimate (a baseline): its AP says what it is
     per_pass, at_once = split_threads(args.model, args.device, args.threads, len(annotations))
     detector = Detector.load(args.model, device=args.device, threads=per_pass, allow_untrained=True)
@@ -452,7 +482,7 @@ def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
     )
     if args.plots:
         curves = {args.data: (result.pr_recall, result.pr_precision, result.ap)}
-        path = plot_pr_curves(curves, Path(args.plots) / "pr.png", f"{args.model} on {args.data}")
+        path = plot_pr_curves(curves, plots, f"{args.model} on {args.data}")
         print(f"PR curve: {path}")
     unwritten = write_drawn_copies(annotations, detections, drawn, args.conf)
     if unwritten:
@@ -474,15 +504,27 @@ def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
     return {"model": args.model, "data": args.data, **settings, **result.to_dict()}
 
 
-def _teacher_references(args: argparse.Namespace, report: Any) -> list[Any]:
-    """The teacher's confident faces on the images of ``--data`` (labels there, if any, are not used)."""
-    from featherface.data.pseudo import teacher_annotations
+def _require_images(args: argparse.Namespace, annotations: list[Any], report: Any) -> None:
+    if not annotations:
+        skipped = f" (skipped {report.summary()})" if report.total else ""
+        raise CommandError(f"{args.data}: no labelled images{skipped}")
+
+
+def _teacher_images(args: argparse.Namespace) -> list[Any]:
+    """The images of ``--data`` for ``--teacher`` to label (labels there, if any, are not used)."""
     from featherface.data.sample import resolve_distillation_data
-    from featherface.detection.api import Detector
 
     if args.classes is not None:
         raise CommandError("--classes picks labelled VOC classes; it has no meaning with --teacher")
     images, _ = resolve_distillation_data(args.data, strict=args.strict)
+    return images
+
+
+def _teacher_references(args: argparse.Namespace, images: list[Any], report: Any) -> list[Any]:
+    """The teacher's confident faces on ``images``."""
+    from featherface.data.pseudo import teacher_annotations
+    from featherface.detection.api import Detector
+
     teacher = Detector.load(args.teacher, device=args.device, threads=args.threads)
     paths = [ann.path for ann in images]
     return teacher_annotations(teacher, paths, args.teacher_conf, progress=True, strict=args.strict, report=report)
@@ -528,11 +570,12 @@ def _training_config(args: argparse.Namespace, data_arg: str, saved: Path | None
         "workers": args.workers,
         "strict": args.strict or None,
     }
-    saved = saved or Path(args.out) / "config.yaml"
-    if args.resume and saved.is_file():
-        return load_train_config(saved, {k: overrides[k] for k in ("epochs", "max_minutes", "device", "workers")})
-    if args.resume and must_exist:
-        raise CommandError(f"--resume: {saved} not found (was {args.out} made by featherface?)")
+    if args.resume:  # (show-batch has no run: no --out)
+        saved = saved or Path(args.out) / "config.yaml"
+        if saved.is_file():
+            return load_train_config(saved, {k: overrides[k] for k in ("epochs", "max_minutes", "device", "workers")})
+        if must_exist:
+            raise CommandError(f"--resume: {saved} not found (was {args.out} made by featherface?)")
     source = args.config
     if source is None and str(getattr(args, data_arg)).startswith("sample"):
         source = "sample"  # the tiny embedded set needs its own recipe; WIDER defaults would barely move
@@ -644,6 +687,14 @@ def _prune_config(args: argparse.Namespace):
     return config
 
 
+def _guard_training_json(args: argparse.Namespace) -> None:
+    """``--json`` of prune / finetune refused over any of their inputs."""
+    _guard_outputs(
+        {"--json": args.json}, models={"--model": args.model, "--teacher": args.teacher},
+        configs={"--config": _config_source(args)}, datasets={"--data": args.data, "--val": args.val},
+    )  # fmt: skip
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
     from featherface.checkpoint import load_model
     from featherface.data.sample import resolve_dataset
@@ -655,6 +706,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         args.val = "sample:val"
     train = _training_config(args, "data", saved=Path(args.out) / "sfp" / "config.yaml", must_exist=False)
     config = _prune_config(args)
+    _guard_training_json(args)
     _prepare_run(args, "model", "teacher", "data", "val")
     net = load_model(args.model, seed=train.seed)
     teacher = _load_teacher(args.teacher)
@@ -683,6 +735,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     train = _training_config(args, "data")
     config = _prune_config(args)
+    _guard_training_json(args)
     _prepare_run(args, "model", "teacher", "data", "val")
     val = resolve_dataset(args.val, strict=train.strict) if args.val else None
     summary = finetune(
@@ -698,8 +751,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    from featherface.pipeline import run_pipeline
+    from featherface.pipeline import load_pipeline_config, run_pipeline
 
+    pipe = load_pipeline_config(args.config)
+    datasets = {f"pipeline {name}": spec for name, spec in (("data", pipe.data), ("val", pipe.val))}
+    datasets.update({f"pipeline report_data {spec}": spec for spec in pipe.report_data})
+    _guard_outputs({"--json": args.json}, configs={"--config": args.config or "sample"}, datasets=datasets)
     report = run_pipeline(args.config, args.out)
     _write_json(args.json, report)
     return 0
@@ -709,6 +766,8 @@ def cmd_show_batch(args: argparse.Namespace) -> int:
     from featherface.training.preview import write_batch_preview
 
     config = _training_config(args, "data")
+    outputs = {"--out-png": args.out_png}
+    _guard_outputs(outputs, configs={"--config": _config_source(args)}, datasets={"--data": args.data})
     path = write_batch_preview(config, args.out_png, count=args.count, epoch=args.epoch)
     print(f"wrote {path}")
     return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import reprlib
 import types
 import typing
 from typing import Any
@@ -57,18 +58,34 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+# repr() of a value in an error message, bounded before it is made: a 410-byte YAML alias bomb is a list of 9^9
+# items sharing 9 objects; its full repr() took 29 s and 2.8 GB. reprlib stops at 2 levels, 4 items, 40 characters.
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxdict = 2, 4, 4, 4
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 40, 40, 40
+SHORT_REPR_CHARS = 60
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)`` of at most :data:`SHORT_REPR_CHARS` characters on one line, at a cost bounded whatever the
+    value's size."""
+    text = " ".join(_SHORT.repr(value).split())
+    return text if len(text) <= SHORT_REPR_CHARS else text[: SHORT_REPR_CHARS - 3] + "..."
+
+
+def short_text(text: str) -> str:
+    """The first line of ``text``, cut to 200 characters: what an error message may quote of a file."""
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= 200 else line[:197] + "..."
 
 
 def _check_rule(value: Any, key: str, checks: dict[str, Any]) -> None:
     choices = checks.get("choices")
     if choices is not None and value not in choices:
-        raise _Invalid(key, f"must be one of {', '.join(choices)}, got {_show(value)}")
+        raise _Invalid(key, f"must be one of {', '.join(choices)}, got {short_repr(value)}")
     for name, (holds, symbol) in _COMPARE.items():
         if name in checks and not holds(value, checks[name]):
-            raise _Invalid(key, f"must be {symbol} {checks[name]:g}, got {_show(value)}")
+            raise _Invalid(key, f"must be {symbol} {checks[name]:g}, got {short_repr(value)}")
 
 
 def _number(value: Any, key: str, kind: type) -> int | float:
@@ -76,24 +93,24 @@ def _number(value: Any, key: str, kind: type) -> int | float:
     dot as the string "1e-3"."""
     what = "a whole number" if kind is int else "a number"
     if isinstance(value, bool):
-        raise _Invalid(key, f"expected {what}, got {_show(value)}")
+        raise _Invalid(key, f"expected {what}, got {short_repr(value)}")
     number = value
     if isinstance(value, str):
         try:
             number = float(value.strip())
         except ValueError:
-            raise _Invalid(key, f"expected {what}, got {_show(value)}") from None
+            raise _Invalid(key, f"expected {what}, got {short_repr(value)}") from None
     if isinstance(number, int):
         if kind is int:
             return number
         try:
             return float(number)
         except OverflowError:
-            raise _Invalid(key, f"expected {what}, got {_show(value)}") from None
+            raise _Invalid(key, f"expected {what}, got {short_repr(value)}") from None
     if not isinstance(number, float) or not math.isfinite(number):
-        raise _Invalid(key, f"expected {what}, got {_show(value)}")
+        raise _Invalid(key, f"expected {what}, got {short_repr(value)}")
     if kind is int and not number.is_integer():
-        raise _Invalid(key, f"expected a whole number, got {_show(value)}")
+        raise _Invalid(key, f"expected a whole number, got {short_repr(value)}")
     return int(number) if kind is int else number
 
 
@@ -109,26 +126,26 @@ def _value(hint: Any, value: Any, key: str, checks: dict[str, Any], what: str) -
         if value is None:  # ``loss:`` with nothing under it
             value = {}
         if not isinstance(value, dict):
-            raise _Invalid(key, f"expected a mapping of options, got {_show(value)}")
+            raise _Invalid(key, f"expected a mapping of options, got {short_repr(value)}")
         return _build(hint, value, f"{key}.", what)
     if origin in (tuple, list):
         if not isinstance(value, list | tuple):
-            raise _Invalid(key, f"expected a list, got {_show(value)}")
+            raise _Invalid(key, f"expected a list, got {short_repr(value)}")
         if origin is tuple and len(args) != len(value):
-            raise _Invalid(key, f"expected {len(args)} items, got {_show(value)}")
+            raise _Invalid(key, f"expected {len(args)} items, got {short_repr(value)}")
         item_hints = args if origin is tuple else [args[0]] * len(value)
         pairs = enumerate(zip(item_hints, value, strict=True))
         items = [_value(h, v, f"{key}[{i}]", checks, what) for i, (h, v) in pairs]
         return tuple(items) if origin is tuple else items
     if hint is bool:
         if not isinstance(value, bool):
-            raise _Invalid(key, f"expected true or false, got {_show(value)}")
+            raise _Invalid(key, f"expected true or false, got {short_repr(value)}")
         return value
     if hint in (int, float):
         value = _number(value, key, hint)
     elif hint is str:
         if not isinstance(value, str):
-            raise _Invalid(key, f"expected text, got {_show(value)}")
+            raise _Invalid(key, f"expected text, got {short_repr(value)}")
     elif hint is not Any:
         raise TypeError(f"config field {key}: type {hint} has no check")  # a programming error, not bad input
     _check_rule(value, key, checks)
@@ -140,7 +157,8 @@ def _build(cls: type, data: dict[Any, Any], prefix: str, what: str) -> Any:
     for key in data:
         if not isinstance(key, str) or key not in fields:
             kind = f"{what} " if what else ""
-            raise _Invalid(f"{prefix}{key}", f"unknown {kind}option (known: {', '.join(fields)})")
+            shown = key if isinstance(key, str) and len(key) <= SHORT_REPR_CHARS else short_repr(key)
+            raise _Invalid(f"{prefix}{shown}", f"unknown {kind}option (known: {', '.join(fields)})")
     hints = _hints(cls)
     values = {
         name: _value(hints[name], value, f"{prefix}{name}", fields[name].metadata.get("rule", {}), what)

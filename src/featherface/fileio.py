@@ -1,4 +1,5 @@
-"""Writing files so that a reader sees the old file or the new one, never a torn one (no torch here)."""
+"""Writing files so that a reader sees the old file or the new one, never a torn one, and never over a file the
+command reads (no torch here)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,20 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
+
+# Marks the temp files of this package's atomic saves: ``.NAME.featherface-XXXXXXXX.tmp``. Only names carrying it
+# are ever removed as stale (a user's ``.report.docx.20240101.tmp`` looks like a bare mkstemp name, never like this).
+TEMP_MARKER = "featherface-"
+_TEMP_NAME = re.compile(r"\..+\." + TEMP_MARKER + r"[a-z0-9_]{8}\.tmp")
 
 
 def temp_file_beside(path: Path) -> tuple[int, str]:
-    """``(fd, name)`` of a new temp file in ``path``'s folder, to be renamed onto ``path``: readable as any file the
-    user creates (mkstemp's 0600 would make saved checkpoints and shipped weights private to their writer)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """``(fd, name)`` of a new temp file in ``path``'s folder (``.NAME.featherface-XXXXXXXX.tmp``), to be renamed
+    onto ``path``: readable as any file the user creates (mkstemp's 0600 would make saved checkpoints and shipped
+    weights private to their writer)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{TEMP_MARKER}", suffix=".tmp")
     os.fchmod(fd, default_file_mode())
     return fd, tmp
 
@@ -56,16 +64,16 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-# mkstemp's names for the temp file of an atomic save: ".NAME." + 8 random characters + ".tmp"
-_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
-
-
 def remove_stale_temp_files(folder: Path) -> list[Path]:
-    """Remove the temp files that saves killed before their rename left under ``folder`` (``.NAME.XXXXXXXX.tmp``,
-    subfolders included); returns them. Call it when a command starts in a folder no other process writes to."""
+    """Remove the temp files that saves killed before their rename left in ``folder``, at its top only (names
+    :func:`temp_file_beside` makes, carrying :data:`TEMP_MARKER`; nothing else, no subfolder); returns them.
+    Call it when a command starts in a run folder it owns, that no other process writes to."""
     if not folder.is_dir():
         return []
-    stale = sorted(p for p in folder.rglob(".*.tmp") if _TEMP_NAME.fullmatch(p.name) and p.is_file())
+    with os.scandir(folder) as entries:
+        stale = sorted(
+            Path(e.path) for e in entries if _TEMP_NAME.fullmatch(e.name) and e.is_file(follow_symlinks=False)
+        )
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
@@ -84,3 +92,40 @@ def save_figure(fig, path: str | Path) -> Path:
     path = Path(path)
     atomic_write_bytes(path, buffer.getvalue())
     return path
+
+
+class OutputGuard:
+    """Claims output paths before anything is written: refuses (``ValueError`` naming the file) an output that is
+    one of the command's inputs, or one that two writers would both write.
+
+    ``inputs``: ``(path, what)`` pairs, ``what`` saying how the command came to read it (``"--config"``,
+    ``"labels of --data"``; None for the images and videos it was given). Paths are compared by their real path,
+    so a symbolic link or ``./`` spelling cannot slip an output past an input.
+    """
+
+    def __init__(self, inputs: Iterable[tuple[str | Path, str | None]] = ()) -> None:
+        self.inputs: dict[str, tuple[Path, str | None]] = {}
+        self.claimed: dict[str, object] = {}
+        for path, what in inputs:
+            self.add_input(path, what)
+
+    def add_input(self, path: str | Path, what: str | None = None) -> None:
+        self.inputs.setdefault(os.path.realpath(path), (Path(path), what))
+
+    def add_inputs(self, paths: Iterable[str | Path], what: str | None = None) -> None:
+        for path in paths:
+            self.add_input(path, what)
+
+    def claim(self, output: str | Path, by: object) -> Path:
+        """``output`` for the writer ``by`` (an option such as ``"--json"``, or the input an output mirrors)."""
+        output = Path(output)
+        real = os.path.realpath(output)
+        if real in self.inputs:
+            path, what = self.inputs[real]
+            named = f" ({what})" if what else ""
+            remedy = f"write {by} elsewhere" if isinstance(by, str) else "choose an output folder apart from the inputs"
+            raise ValueError(f"{output}: refusing to overwrite the input {path}{named}; {remedy}")
+        owner = self.claimed.setdefault(real, by)
+        if owner != by:
+            raise ValueError(f"{output}: both {owner} and {by} would write it")
+        return output

@@ -26,6 +26,9 @@ from featherface.models.zoo import ZOO, create_model, start_from_teacher_backbon
 from featherface.profiling import gflops
 from featherface.training.config import config_path, load_section, load_train_config
 
+# The folders of a pipeline run (its phases, their SFP run, cached teacher labels, figures), where its saves write.
+PIPELINE_FOLDERS = ("0-teacher", "1-distill", "2-prune", "2-prune/sfp", "3-finetune", "teacher-labels", "plots")
+
 
 @dataclass
 class PipelineConfig:
@@ -44,7 +47,7 @@ class PipelineConfig:
     calibration_images: int = dataclasses.field(default=400, metadata=rule(ge=1))
     teacher_epochs: int = dataclasses.field(default=40, metadata=rule(ge=1))
     distill_epochs: int = dataclasses.field(default=30, metadata=rule(ge=1))
-    benchmark_size: int = dataclasses.field(default=640, metadata=rule(ge=32))
+    benchmark_size: int = dataclasses.field(default=640, metadata=rule(ge=32, le=4096))  # as augment.image_size
     benchmark_threads: int = dataclasses.field(default=2, metadata=rule(ge=1))
     benchmark_repeats: int = dataclasses.field(default=20, metadata=rule(ge=1))
 
@@ -90,7 +93,9 @@ def run_pipeline(config_source: str | Path | None, out_dir: str | Path) -> dict[
     distill_config = load_distill_config(source)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stale = remove_stale_temp_files(out)  # of saves a kill interrupted; the pipeline itself resumes by design
+    # temp files of saves a kill interrupted (the pipeline itself resumes by design): the run's own folders only
+    stale = [path for folder in (out, *(out / name for name in PIPELINE_FOLDERS)) for path in
+             remove_stale_temp_files(folder)]  # fmt: skip
     if stale:
         _say(f"removed {len(stale)} temp file(s) of an interrupted save: {', '.join(p.name for p in stale)}")
     started = time.monotonic()

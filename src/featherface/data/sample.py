@@ -113,6 +113,28 @@ def _read_labels(
     )
 
 
+def label_files(spec: str) -> list[Path]:
+    """The label files a dataset name or path reads (label.txt, a WIDER split file, every VOC XML file), as
+    :func:`resolve_dataset` finds them, without parsing any: for the guard that keeps outputs off a command's
+    inputs. None for a folder of unlabelled images, or for a name that is no dataset (resolving it fails later)."""
+    if spec in SAMPLE_NAMES:
+        return [sample_root() / "label.txt"]
+    folder, _ = _split_spec(spec, POOL_PARTS)
+    spec, split = _split_spec(folder, ("train", "val"))
+    path = Path(spec)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        return []
+    wider = find_wider_split(path, split or "train")
+    if wider is not None:
+        return [wider[0]]
+    if (path / "label.txt").is_file():
+        return [path / "label.txt"]
+    layout = find_voc_layout(path)
+    return layout.xml_files() if layout is not None else []
+
+
 def _no_classes(spec: str, classes: Collection[str] | None) -> None:
     if classes is not None:
         raise ValueError(f"{spec}: classes apply to Pascal VOC data only")

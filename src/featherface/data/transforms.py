@@ -21,10 +21,12 @@ _IMAGE_MEAN_BGR = (104, 117, 123)
 
 @dataclass
 class AugmentConfig:
-    image_size: int = field(default=640, metadata=rule(ge=32))  # pixels; the coarsest feature map has stride 32
+    # pixels; the coarsest feature map has stride 32. At most the detector's largest input (DEFAULT_MAX_SIZE): one
+    # 30000-px sample is 10 GB as float32.
+    image_size: int = field(default=640, metadata=rule(ge=32, le=4096))
     # square side as a fraction of the image's short side
     crop_scale: tuple[float, float] = field(default=(0.3, 1.0), metadata=rule(gt=0, le=1))
-    crop_attempts: int = field(default=250, metadata=rule(ge=1))
+    crop_attempts: int = field(default=250, metadata=rule(ge=1, le=10_000))
     flip_probability: float = field(default=0.5, metadata=rule(ge=0, le=1))
     photometric: bool = True
     brightness_delta: float = field(default=32.0, metadata=rule(ge=0, le=255))

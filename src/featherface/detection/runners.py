@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from featherface.detection.priors import PriorBox
 from featherface.models.config import DetectorConfig
 
 if TYPE_CHECKING:
@@ -25,6 +26,12 @@ ONNX_INPUT = "images"
 ONNX_OUTPUTS = ("box_deltas", "class_logits", "landmark_deltas")
 # ONNX metadata key holding the architecture JSON (the anchors come from there).
 ONNX_CONFIG_KEY = "featherface_config"
+# What OnnxRunner feeds and reads: a float batch (N, 3, H, W) of any N, H, W; per-prior outputs (N, P, k).
+ONNX_OUTPUT_WIDTHS = {"box_deltas": 4, "class_logits": 2, "landmark_deltas": 10}
+# Run once at load to count the graph's priors against the metadata's: small, not square, sides no multiple of 8
+# (the count's rounding up is checked too).
+ONNX_PROBE_SIZE = (76, 108)
+MAX_ONNX_CONFIG_BYTES = 1 << 20  # the architecture JSON is about 2 KB
 
 RawOutputs = tuple[
     np.ndarray, np.ndarray, np.ndarray
@@ -105,17 +112,73 @@ def open_onnx(path: str | Path, threads: int | None = None, device: str | None =
 
 class OnnxRunner:
     """A featherface-exported model in onnxruntime (CPU unless CUDA's provider is installed and asked for);
-    ``session``: one already open on ``path`` (then ``threads`` and ``device`` are its own)."""
+    ``session``: one already open on ``path`` (then ``threads`` and ``device`` are its own).
+
+    Checked when loaded, with a one-line ``ValueError`` naming the file: its input and outputs are those this runner
+    feeds and reads (names, ranks, any batch and image size), its architecture metadata is within the declared
+    ranges (:func:`featherface.models.config.check_architecture`), and the graph gives as many priors as the
+    metadata's anchors describe (a disagreement would decode every box against the wrong anchor)."""
 
     def __init__(
         self, path: str | Path, threads: int | None = None, device: str | None = None, session: Any = None
     ) -> None:
+        self.path = Path(path)
         self.session = session or open_onnx(path, threads, device)
+        check_onnx_signature(self.session, self.path)
         meta = self.session.get_modelmeta().custom_metadata_map
         if ONNX_CONFIG_KEY not in meta:
             raise ValueError(f"{path}: not exported by featherface (no {ONNX_CONFIG_KEY} metadata)")
-        self.config = DetectorConfig.from_dict(json.loads(meta[ONNX_CONFIG_KEY]))
+        text = meta[ONNX_CONFIG_KEY]
+        if len(text) > MAX_ONNX_CONFIG_BYTES:
+            raise ValueError(f"{path}: {ONNX_CONFIG_KEY} metadata of {len(text):,} bytes (at most 1 MiB)")
+        try:
+            self.config = DetectorConfig.from_dict(json.loads(text))
+        except ValueError as exc:  # json's errors are ValueErrors too
+            raise ValueError(f"{path}: {ONNX_CONFIG_KEY} metadata: {str(exc).splitlines()[0]}") from None
+        self.priors = PriorBox(self.config.anchors)
+        self(np.zeros((1, 3, *ONNX_PROBE_SIZE), np.float32))  # the prior count, checked in __call__
 
     def __call__(self, batch: np.ndarray) -> RawOutputs:
         outputs = self.session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: np.ascontiguousarray(batch, np.float32)})
+        expected = self.priors.num_priors(*batch.shape[2:])
+        if any(output.shape[1] != expected for output in outputs):
+            height, width = batch.shape[2:]
+            raise ValueError(
+                f"{self.path}: the graph gives {outputs[0].shape[1]} priors for a {height}x{width} input, its "
+                f"{ONNX_CONFIG_KEY} anchors {expected} (steps {self.config.anchors.steps}, "
+                f"{self.config.anchors.anchors_per_cell} per cell): metadata and graph disagree"
+            )
         return tuple(outputs)  # type: ignore[return-value]
+
+
+def check_onnx_signature(session: Any, path: Path) -> None:
+    """``ValueError`` naming ``path`` unless the session takes one float input :data:`ONNX_INPUT` of shape
+    ``(N, 3, H, W)`` with N, H and W free, and gives :data:`ONNX_OUTPUTS` of shape ``(N, P, k)`` (k from
+    :data:`ONNX_OUTPUT_WIDTHS`)."""
+    inputs = session.get_inputs()
+    if [i.name for i in inputs] != [ONNX_INPUT]:
+        names = ", ".join(i.name for i in inputs)
+        raise ValueError(f"{path}: takes input(s) {names}; featherface feeds one, {ONNX_INPUT!r} (N, 3, H, W)")
+    (image,) = inputs
+    shape = list(image.shape)
+    three_channels = len(shape) == 4 and (shape[1] == 3 or not isinstance(shape[1], int))  # 3, or left free
+    if image.type != "tensor(float)" or not three_channels:
+        raise ValueError(f"{path}: input {ONNX_INPUT!r} is {image.type} {shape}; featherface feeds float (N, 3, H, W)")
+    fixed = [f"{name} {size}" for name, size in zip(("batch", "height", "width"), (shape[0], *shape[2:]), strict=True)
+             if isinstance(size, int)]  # fmt: skip
+    if fixed:
+        raise ValueError(
+            f"{path}: input {ONNX_INPUT!r} has a fixed {', '.join(fixed)}; featherface feeds batches of any size "
+            "at any image size (`featherface export` leaves them free)"
+        )
+    outputs = {o.name: o for o in session.get_outputs()}
+    missing = [name for name in ONNX_OUTPUTS if name not in outputs]
+    if missing:
+        raise ValueError(
+            f"{path}: no output(s) {', '.join(missing)} (it has {', '.join(outputs) or 'none'}); featherface reads "
+            f"{', '.join(ONNX_OUTPUTS)}"
+        )
+    for name, width in ONNX_OUTPUT_WIDTHS.items():
+        shape = list(outputs[name].shape)
+        if len(shape) != 3 or (isinstance(shape[2], int) and shape[2] != width):
+            raise ValueError(f"{path}: output {name!r} has shape {shape}; featherface reads (N, P, {width})")

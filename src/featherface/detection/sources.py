@@ -9,13 +9,14 @@ distinct outputs.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from featherface import fileio
 from featherface.detection.image import IMAGE_SUFFIXES, ImageError, read_image_header
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -126,29 +127,18 @@ def failure_reason(error: BaseException, path: Path) -> str:
     return message[len(prefix) :] if message.startswith(prefix) else message
 
 
-class OutputGuard:
-    """Claims output paths before anything is written: refuses (``ValueError`` naming the paths) an output that is
-    one of the input files, or one that two inputs would both write."""
+class OutputGuard(fileio.OutputGuard):
+    """:class:`featherface.fileio.OutputGuard` over the files a command reads: ``sources`` (images and videos) and
+    ``inputs`` (``(path, what)``: models, configs, label files)."""
 
-    def __init__(self, sources: Sequence[Source]) -> None:
-        self.inputs = {os.path.realpath(s.path): s.path for s in sources}
-        self.claimed: dict[str, Path] = {}
-
-    def claim(self, output: Path, source: Path) -> Path:
-        real = os.path.realpath(output)
-        if real in self.inputs:
-            raise ValueError(
-                f"{output}: refusing to overwrite the input {self.inputs[real]}; choose an output folder apart "
-                "from the inputs"
-            )
-        owner = self.claimed.setdefault(real, source)
-        if owner != source:
-            raise ValueError(f"{output}: both {owner} and {source} would write it")
-        return output
+    def __init__(self, sources: Sequence[Source] = (), inputs: Iterable[tuple[str | Path, str | None]] = ()) -> None:
+        super().__init__([(s.path, None) for s in sources])
+        for path, what in inputs:
+            self.add_input(path, what)
 
 
 def mirror_outputs(
-    sources: Sequence[Source], out_dir: str | Path, guard: OutputGuard | None = None
+    sources: Sequence[Source], out_dir: str | Path, guard: fileio.OutputGuard | None = None
 ) -> dict[Path, Path]:
     """Each source's output under ``out_dir``: its relative path (videos as ``.mp4``, :func:`video_output_path`),
     claimed from ``guard`` (a new one over ``sources`` if not given): never an input, never shared."""
@@ -236,11 +226,13 @@ class VideoReader:
 
 class VideoOutput:
     """Frames to an MPEG-4 (mp4v) file at a given frame rate, the size of the first frame. Written under a hidden
-    temporary name and moved to ``path`` by :meth:`close`, so an interrupted write leaves no truncated video."""
+    temporary name and moved to ``path`` by :meth:`close`, so an interrupted write leaves no truncated video. The
+    name carries the process id: two processes writing one output folder each write a whole file of their own (the
+    last rename wins), never frames into the same one."""
 
     def __init__(self, path: Path, fps: float) -> None:
         self.path, self.fps = path, fps
-        self.temporary = path.with_name(f".{path.stem}.partial{path.suffix or '.mp4'}")
+        self.temporary = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix or '.mp4'}")
         self.writer: cv2.VideoWriter | None = None
 
     def write(self, frame: np.ndarray) -> None:

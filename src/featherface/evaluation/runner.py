@@ -16,6 +16,7 @@ from featherface.detection.sources import Source
 from featherface.detection.stream import detect_images
 from featherface.evaluation.voc import DatasetResult, evaluate_dataset
 from featherface.evaluation.widerface import write_prediction_file
+from featherface.fileio import OutputGuard
 
 # The WIDER FACE protocol's detection settings (Pytorch_Retinaface test_widerface.py): every face the model
 # is at all confident of goes into the PR curve.
@@ -121,19 +122,24 @@ def predict_wider(
 
 
 def claim_drawn_copies(
-    images: Sequence[Path], save_dir: str | Path | None, json_path: str | Path | None = None
+    images: Sequence[Path],
+    save_dir: str | Path | None,
+    json_path: str | Path | None = None,
+    guard: OutputGuard | None = None,
 ) -> dict[Path, Path]:
     """Where each image's drawn copy goes under ``save_dir`` (its path relative to the images' common folder, as
     ``detect`` mirrors it), claimed before any work: never an input image, never one file for two images; nor may
-    ``json_path`` replace an input image. Raises ``ValueError`` naming the path."""
-    from featherface.detection.sources import OutputGuard, collect_sources, mirror_outputs
+    ``json_path`` replace an input image. ``guard``: one that already holds the command's other inputs and claims
+    (:func:`featherface.outputs.guard_inputs`). Raises ``ValueError`` naming the path."""
+    from featherface.detection.sources import collect_sources, mirror_outputs
 
     if not (save_dir or json_path):
         return {}
     sources = collect_sources(list(images))
-    guard = OutputGuard(sources)
+    guard = guard or OutputGuard()
+    guard.add_inputs(s.path for s in sources)
     if json_path:
-        guard.claim(Path(json_path), Path("--json"))
+        guard.claim(Path(json_path), "--json")
     return mirror_outputs(sources, save_dir, guard) if save_dir else {}
 
 

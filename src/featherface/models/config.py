@@ -8,8 +8,11 @@ checkpoints describe their architecture without pickling anything.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from featherface.config_schema import short_repr, short_text
 
 # MobileNetV1 at width 0.25 (Howard et al. 2017) as in Pytorch_Retinaface: (out_channels, stride) of the
 # 13 depthwise-separable blocks after an 8-channel stride-2 stem. Taps after blocks 4, 10, 12 give strides 8/16/32.
@@ -109,7 +112,11 @@ class DetectorConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DetectorConfig:
-        """Rebuild from ``to_dict`` output; a missing or unknown key raises ``ValueError`` naming it."""
+        """Rebuild from ``to_dict`` output (a checkpoint's or an ONNX file's architecture), every value checked
+        against its declared range (:func:`check_architecture`) before any layer is built; a missing, unknown or
+        out-of-range field raises ``ValueError`` naming it (``neck.repeats: must be in 1..16, got 10000000``)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"model config: expected a mapping, got {short_repr(data)}")
         try:
             backbone = dict(data["backbone"])
             backbone["blocks"] = [tuple(b) for b in backbone["blocks"]]
@@ -119,7 +126,7 @@ class DetectorConfig:
             anchors = dict(data.get("anchors") or {})
             if "variances" in anchors:
                 anchors["variances"] = tuple(anchors["variances"])
-            return cls(
+            config = cls(
                 name=data["name"],
                 backbone=BackboneConfig(**backbone),
                 neck=NeckConfig(**data["neck"]),
@@ -130,9 +137,121 @@ class DetectorConfig:
                 anchors=AnchorConfig(**anchors),
             )
         except KeyError as exc:
-            raise ValueError(f"model config is missing key {exc}") from None
-        except TypeError as exc:
-            raise ValueError(f"model config has a bad field: {exc}") from None
+            raise ValueError(f"model config is missing key {short_repr(exc.args[0])}") from None
+        except (TypeError, ValueError, AttributeError) as exc:  # a list where a mapping belongs, and the like
+            raise ValueError(f"model config has a bad field: {short_text(str(exc))}") from None
+        check_architecture(config)
+        return config
+
+
+# Declared ranges of an architecture read from a file (checkpoint header or .json, ONNX metadata), checked before
+# any layer is built. Every model the project makes fits with room to spare; a corrupt or hostile file cannot ask
+# for minutes of building (neck.repeats 10^7) or gigabytes of weights (widths 10^9).
+MAX_WIDTH = 4096  # channels of any layer: 4x MobileNetV1-1.0's widest (1024), 2x ResNet-50's (2048)
+MAX_BLOCKS = 32  # backbone blocks: MobileNetV1 has 13, MobileNetV2 17
+MAX_REPEATS = 16  # BiFPN cells: EfficientDet-D7, the largest, stacks 8
+MAX_GROUPS = 64  # grouped SSH convs and channel shuffle: the zoo uses 1 and 2
+MAX_SPATIAL_KERNEL = 15  # CBAM's spatial conv: 7 in Woo et al.
+MAX_ANCHORS_PER_CELL = 8  # RetinaFace: 2
+MAX_ANCHOR_SIZE = 4096  # pixels: the detector's largest input side (detection.api.DEFAULT_MAX_SIZE)
+STEPS = (2, 4, 8, 16, 32, 64, 128)  # feature strides of a pyramid level: RetinaFace's 8/16/32, down to P1, up to P7
+LEVELS = 3  # P3-P5: the neck, CBAM and the per-level SSH/heads are built for three levels
+ACTIVATIONS = ("leaky", "relu", "silu", "none")
+NECKS = ("fpn", "bifpn")
+
+
+def _whole(value: Any, key: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{key}: expected a whole number, got {short_repr(value)}")
+    if not low <= value <= high:
+        raise ValueError(f"{key}: must be in {low}..{high}, got {short_repr(value)}")
+    return value
+
+
+def _number(value: Any, key: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low < value <= high:
+        raise ValueError(f"{key}: must be a number in ({low:g}, {high:g}], got {short_repr(value)}")
+    return float(value)
+
+
+def _items(value: Any, key: str, low: int, high: int) -> list[Any]:
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"{key}: expected a list, got {short_repr(value)}")
+    if not low <= len(value) <= high:
+        count = str(low) if low == high else f"{low}..{high}"
+        raise ValueError(f"{key}: expected {count} items, got {len(value)}")
+    return list(value)
+
+
+def _one_of(value: Any, key: str, choices: tuple[Any, ...]) -> None:
+    kind = type(choices[0])  # exactly: True is no stride, 1 no "separable"
+    if type(value) is not kind or value not in choices:
+        raise ValueError(f"{key}: must be one of {', '.join(map(str, choices))}, got {short_repr(value)}")
+
+
+def check_architecture(config: DetectorConfig) -> None:
+    """Every width, count, stride and anchor of ``config`` within its declared range (:data:`MAX_WIDTH`,
+    :data:`MAX_REPEATS`, :data:`STEPS`...) and consistent with the others (three levels throughout, group counts
+    that divide the widths they split, anchor steps equal to the backbone's strides at its taps), or ``ValueError``
+    naming the field. Pure arithmetic on the numbers: nothing is allocated."""
+    if not isinstance(config.name, str):
+        raise ValueError(f"name: expected text, got {short_repr(config.name)}")
+    bb = config.backbone
+    _whole(bb.stem_channels, "backbone.stem_channels", 1, MAX_WIDTH)
+    blocks = _items(bb.blocks, "backbone.blocks", 1, MAX_BLOCKS)
+    strides = []
+    for i, block in enumerate(blocks):
+        width, stride = _items(block, f"backbone.blocks[{i}]", 2, 2)
+        _whole(width, f"backbone.blocks[{i}][0]", 1, MAX_WIDTH)
+        _one_of(stride, f"backbone.blocks[{i}][1]", (1, 2))
+        strides.append(stride)
+    taps = _items(bb.taps, "backbone.taps", LEVELS, LEVELS)
+    for i, tap in enumerate(taps):
+        _whole(tap, f"backbone.taps[{i}]", 0 if i == 0 else taps[i - 1] + 1, len(blocks) - 1)
+    _one_of(bb.activation, "backbone.activation", ACTIVATIONS)
+    neck = config.neck
+    _one_of(neck.kind, "neck.kind", NECKS)
+    channels = _whole(neck.channels, "neck.channels", 1, MAX_WIDTH)
+    _whole(neck.repeats, "neck.repeats", 1, MAX_REPEATS)
+    _one_of(neck.separable, "neck.separable", (True, False))
+    for which in ("attention_in", "attention_out"):
+        attention = getattr(config, which)
+        if attention is None:
+            continue
+        for i, hidden in enumerate(_items(attention.hidden_channels, f"{which}.hidden_channels", LEVELS, LEVELS)):
+            _whole(hidden, f"{which}.hidden_channels[{i}]", 1, MAX_WIDTH)
+        kernel = _whole(attention.spatial_kernel, f"{which}.spatial_kernel", 1, MAX_SPATIAL_KERNEL)
+        if kernel % 2 == 0:
+            raise ValueError(f"{which}.spatial_kernel: must be odd, got {kernel}")
+    context = config.context
+    groups = _whole(context.groups, "context.groups", 1, MAX_GROUPS)
+    shuffle = _whole(config.shuffle_groups, "shuffle_groups", 1, MAX_GROUPS)
+    if channels % groups:
+        raise ValueError(f"context.groups: {groups} does not divide neck.channels {channels}")
+    for level, widths in enumerate(_items(context.levels, "context.levels", LEVELS, LEVELS)):
+        for name in ("out3x3", "mid", "out5x5", "mid7x7", "out7x7"):
+            width = _whole(getattr(widths, name), f"context.levels[{level}].{name}", 1, MAX_WIDTH)
+            if width % groups:
+                raise ValueError(
+                    f"context.levels[{level}].{name}: {width} is not a multiple of context.groups {groups}"
+                )
+        if widths.out_channels % shuffle:
+            raise ValueError(
+                f"shuffle_groups: {shuffle} does not divide context.levels[{level}]'s {widths.out_channels} channels"
+            )
+    anchors = config.anchors
+    sizes = _items(anchors.min_sizes, "anchors.min_sizes", LEVELS, LEVELS)
+    per_cell = len(_items(sizes[0], "anchors.min_sizes[0]", 1, MAX_ANCHORS_PER_CELL))
+    for level, level_sizes in enumerate(sizes):
+        for i, size in enumerate(_items(level_sizes, f"anchors.min_sizes[{level}]", per_cell, per_cell)):
+            _whole(size, f"anchors.min_sizes[{level}][{i}]", 1, MAX_ANCHOR_SIZE)
+    for level, step in enumerate(_items(anchors.steps, "anchors.steps", LEVELS, LEVELS)):
+        _one_of(step, f"anchors.steps[{level}]", STEPS)
+        stride = 2 * math.prod(strides[: taps[level] + 1])  # the stem halves, then each stride-2 block
+        if step != stride:
+            raise ValueError(f"anchors.steps[{level}]: {step} is not the backbone's stride {stride} at that level")
+    for i, variance in enumerate(_items(anchors.variances, "anchors.variances", 2, 2)):
+        _number(variance, f"anchors.variances[{i}]", 0.0, 1.0)
 
 
 # Where a distilled student's weights start (SPEC section 4): its own ("own": ImageNet's backbone for nano-b, the

@@ -1,6 +1,7 @@
 """Who may write a run directory: a training-like command (train, distill, prune, finetune) starts a new run only
 where there is none, continues one with ``--resume``, and replaces one only with ``--overwrite`` (saying what it
-removes). Temp files of saves interrupted by a kill are removed whenever such a command starts.
+removes). Temp files of saves interrupted by a kill (featherface's own names, :func:`~featherface.fileio.
+temp_file_beside`) are removed whenever such a command starts, at the top of the run's folders only.
 
 ``featherface pipeline`` resumes by design and does not go through :func:`prepare_run_dir`.
 """
@@ -22,6 +23,8 @@ RUN_OUTPUTS = (
     "soft_pruned.json", "masks.safetensors", "rates.json", "bo_convergence.png", "rates.png", "sfp", "study.db",
 )  # fmt: skip
 _CONTINUED_BY_DESIGN = ("study.db",)
+# The run's own folders besides its top, where its saves write: prune's SFP run, distill's cached teacher labels.
+RUN_SUBFOLDERS = ("sfp", "teacher-labels")
 
 
 class RunExistsError(ValueError):
@@ -56,7 +59,8 @@ def prepare_run_dir(
 ) -> None:
     """Make ``out_dir`` ready for a training-like command, or raise :class:`RunExistsError`.
 
-    - stale temp files of an interrupted save are removed (said);
+    - stale temp files of an interrupted save are removed (said): featherface-marked names only, at the top of
+      ``out_dir`` and of its :data:`RUN_SUBFOLDERS`, never a user's file nor anything deeper;
     - ``resume``: the run is continued as it is;
     - otherwise a directory holding a run (:data:`RUN_OUTPUTS`) is refused, unless ``overwrite``: then its outputs
       are removed first (said, file by file; nothing else in the directory is touched), so no checkpoint, metric
@@ -66,7 +70,8 @@ def prepare_run_dir(
     out = Path(out_dir)
     if resume and overwrite:
         raise RunExistsError("--resume continues a run and --overwrite replaces it: give one of them")
-    stale = remove_stale_temp_files(out)
+    stale = [path for folder in (out, *(out / name for name in RUN_SUBFOLDERS)) for path in
+             remove_stale_temp_files(folder)]  # fmt: skip
     if stale:
         say(f"{out}: removed {len(stale)} temp file(s) of an interrupted save: {', '.join(p.name for p in stale)}")
     found = run_outputs(out)

@@ -63,7 +63,7 @@ def test_two_detect_runs_started_together_on_one_json_lose_nothing(tmp_path):
     for _ in range(2):
         runs.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         time.sleep(0.3)
-    finished = [(run.wait(timeout=120), run.stderr.read()) for run in runs]
+    finished = [(run.wait(timeout=600), run.stderr.read()) for run in runs]
     for run in runs:
         run.stdout.close()
         run.stderr.close()

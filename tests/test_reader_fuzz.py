@@ -186,3 +186,41 @@ def test_any_voc_xml_gives_an_annotation_none_or_a_label_error(dataset, data):
         read_voc_xml(xml, strict=True)
     except LabelError as exc:
         assert str(exc).startswith(str(xml)), exc
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**12), 10**12) | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+
+
+def _paths(value, prefix=()):
+    """Every place in a JSON document: ``(path, value)``."""
+    yield prefix, value
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in items:
+        yield from _paths(child, (*prefix, key))
+
+
+@FUZZ
+@given(data=st.data())
+def test_a_checkpoints_architecture_with_any_value_anywhere_is_a_config_or_a_value_error(data):
+    """A model file's architecture (checkpoint JSON, ONNX metadata) with one value replaced by arbitrary JSON:
+    a config within the declared ranges, or a ``ValueError``; never another exception, never a slow build."""
+    from featherface.models.config import DetectorConfig, nano_b_config
+
+    doc = nano_b_config().to_dict()
+    places = [path for path, _ in _paths(doc) if path]
+    path = data.draw(st.sampled_from(places))
+    *parents, last = path
+    target = doc
+    for key in parents:
+        target = target[key]
+    target[last] = data.draw(JSON_VALUES)
+    started = time.process_time()
+    try:
+        DetectorConfig.from_dict(doc)
+    except ValueError:
+        pass
+    assert time.process_time() - started < SECONDS_PER_EXAMPLE

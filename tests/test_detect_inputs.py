@@ -388,5 +388,6 @@ def test_threads_go_across_passes_for_onnx_on_the_cpu_and_inside_one_pass_otherw
     assert split_threads(onnx, "cuda", 2, images=100) == (2, 1)
     assert split_threads("retinaface-mnet025", "cpu", 2, images=100) == (1, 2)  # its shipped ONNX
     assert split_threads("retinaface-mnet025", "cpu", 2, images=100, backend="torch") == (2, 1)
-    assert split_threads("nano-b-distilled", "cpu", 2, images=100) == (2, 1)  # no ONNX shipped: torch
+    assert split_threads("nano-b-distilled", "cpu", 2, images=100) == (1, 2)  # its shipped ONNX too
+    assert split_threads("nano-b-distilled", "cpu", 2, images=100, backend="torch") == (2, 1)
     assert split_threads("nano-b-pretrained", "cuda", None, images=100) == (None, 1)  # its checkpoint, in torch

@@ -78,7 +78,8 @@ def test_torch_models_without_torch_name_the_extra(monkeypatch, capsys):
     with pytest.raises(MissingExtraError, match=r"from_pretrained\('retinaface-mnet025'\): needs the training extra"):
         Detector.from_pretrained("retinaface-mnet025")
     with pytest.raises(MissingExtraError, match="nano-b-distilled runs in torch: needs the training extra"):
-        Detector.load("nano-b-distilled")
+        Detector.load("nano-b-distilled", backend="torch")
+    assert isinstance(Detector.load("nano-b-distilled"), Detector)  # every trained zoo model ships its ONNX
     assert isinstance(Detector.load("retinaface-mnet025"), Detector)  # its ONNX: no torch needed
     assert cli.main(["detect", str(SAMPLE_IMAGES / "astronaut.jpg"), "--backend", "torch"]) == 2
     assert capsys.readouterr().err == (
@@ -226,8 +227,10 @@ def test_the_inference_install_lists_benchmarks_and_says_what_needs_the_training
     assert all(row["median_ms"] > 0 and row["params"] is None and row["roofline_ms"] is None for row in rows)
     for command, what in [
         (["train", "--model", "nano-b", "--data", "sample:train", "--out", "run"], "featherface train: "),
-        (["detect", str(SAMPLE_IMAGES), "--model", "nano-b-distilled"], "featherface detect: nano-b-distilled runs in "
-         "torch: "),
+        (
+            ["detect", str(SAMPLE_IMAGES), "--model", "nano-b-distilled", "--backend", "torch"],
+            "featherface detect: nano-b-distilled runs in torch: ",
+        ),
         (["export", "retinaface-mnet025", "--out", "x.onnx"], "featherface export: "),
     ]:  # fmt: skip
         result = run([featherface, *command], tmp_path, clean_env=True)

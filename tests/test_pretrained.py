@@ -100,9 +100,9 @@ def test_zoo_models_run_their_shipped_onnx_on_the_cpu_and_torch_when_asked(tmp_p
     assert isinstance(Detector.load().runner, OnnxRunner)  # the default model
     assert isinstance(Detector.load("retinaface-mnet025", device="cpu").runner, OnnxRunner)
     assert isinstance(Detector.load("retinaface-mnet025", backend="torch").runner, TorchRunner)
-    assert isinstance(Detector.load("nano-b-distilled").runner, TorchRunner)  # no ONNX shipped
+    assert isinstance(Detector.load("nano-b-distilled").runner, OnnxRunner)  # every trained zoo model has one
     with pytest.raises(ValueError, match="no ONNX shipped"):
-        Detector.load("nano-b-distilled", backend="onnxruntime")
+        Detector.load("nano-b", backend="onnxruntime", allow_untrained=True)
     with pytest.raises(ValueError, match="onnxruntime only"):
         Detector.load(str(tmp_path / "model.onnx"), backend="torch")
     with pytest.raises(ValueError, match="backend must be one of"):
@@ -153,7 +153,7 @@ def test_info_lists_the_zoo_with_the_default_marked(capsys, tmp_path):
     assert (
         {name for name, row in rows.items() if row["backend"] == "onnxruntime"}
         == {name for name, shipped in SHIPPED.items() if shipped.onnx}
-        == {"retinaface-mnet025", "nano-b-pretrained"}
+        == {"retinaface-mnet025", "nano-b-pretrained", "nano-b-distilled"}
     )
     assert listing["torch_installed"] is True
     printed = capsys.readouterr().out

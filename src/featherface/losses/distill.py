@@ -40,6 +40,12 @@ class DistillConfig:
     # hard targets for the task share of the loss, so the student learns the teacher's decisions as well as its
     # soft scores; None: soft targets alone (alpha = 1).
     teacher_label_score: float | None = field(default=0.5, metadata=rule(gt=0, le=1))
+    # Those hard targets from several looks of the teacher, fused (weighted boxes fusion,
+    # featherface.data.pseudo.fuse_detections): at these scales of each photo's original size, each also mirrored
+    # if teacher_label_flip. Default: one look at the original size. Validation on a pool's hold-out always uses the
+    # one look, so teacher-agreement AP stays comparable between runs.
+    teacher_label_scales: list[float] = field(default_factory=lambda: [1.0], metadata=rule(gt=0, le=4))
+    teacher_label_flip: bool = False
     # Feature distillation (FitNets, Romero et al. 2015): the weight of the loss between the teacher's head inputs
     # (its SSH outputs, strides 8/16/32) and the student's, mapped to the teacher's width by 1x1 adapters that are
     # trained with the student and dropped after training. 0 turns it off.

@@ -125,7 +125,7 @@ def distillation_data(
     targets alone and ``config.alpha`` becomes 1. A pool's hold-out as ``val`` (``DIR:holdout``) is always
     labelled by the teacher: validation AP there is the student's agreement with its teacher.
     """
-    from featherface.data.pseudo import TEACHER_SCORE_THRESHOLD, resolve_with_teacher
+    from featherface.data.pseudo import TEACHER_SCORE_THRESHOLD, TeacherPasses, resolve_with_teacher
     from featherface.data.sample import resolve_distillation_data
     from featherface.detection.api import Detector
 
@@ -136,11 +136,15 @@ def distillation_data(
             config.alpha = 1.0
             say(f"{data}: unlabelled images, distilling from soft teacher targets only (alpha = 1)")
     else:
-        train, pseudo = resolve_with_teacher(data, detector, teacher_name, labels_dir, config.teacher_label_score)
+        passes = TeacherPasses(tuple(config.teacher_label_scales), config.teacher_label_flip)
+        train, pseudo = resolve_with_teacher(
+            data, detector, teacher_name, labels_dir, config.teacher_label_score, passes=passes
+        )
         if pseudo:
             faces = sum(len(a) for a in train)
             score = config.teacher_label_score
-            say(f"{data}: {len(train)} unlabelled images, {faces} teacher faces (score >= {score})")
+            looks = f", {passes.count} looks fused" if passes.count > 1 else ""
+            say(f"{data}: {len(train)} unlabelled images, {faces} teacher faces (score >= {score}{looks})")
     if val is None:
         return train, None
     threshold = config.teacher_label_score or TEACHER_SCORE_THRESHOLD

@@ -89,7 +89,9 @@ def fuse_detections(passes: Sequence[Detections], iou: float = FUSION_IOU) -> De
         return Detections()
     weights = [scores[m] for m in members]
     fused_scores = np.array([w.sum() / max(len(passes), len(w)) for w in weights])
-    fused_landmarks = np.stack([np.tensordot(w, landmarks[m], axes=1) / w.sum() for w, m in zip(weights, members, strict=True)])
+    fused_landmarks = np.stack(
+        [np.tensordot(w, landmarks[m], axes=1) / w.sum() for w, m in zip(weights, members, strict=True)]
+    )
     order = np.argsort(-fused_scores, kind="stable")
     return Detections(
         fused_boxes[order].astype(np.float32), fused_scores[order].astype(np.float32),

@@ -22,12 +22,12 @@ from pathlib import Path
 from pool_pruning import FACEMASK, pool_pruning
 
 from featherface.benchmark import benchmark
-from featherface.checkpoint import load_model
 from featherface.data.sample import resolve_dataset
 from featherface.detection.api import Detector
 from featherface.evaluation.runner import evaluate_detector
 from featherface.evaluation.voc import evaluate_dataset, format_metric
 from featherface.fileio import save_figure
+from featherface.models.loader import load_model
 from featherface.pruning.phases import finetune, prune
 
 PEERS = ("retinaface-mnet025", "../shared/weights/peers/yunet_n_dynamic.onnx")

@@ -26,13 +26,14 @@ from pathlib import Path
 
 from pool_pruning import FACEMASK, RECIPE, pool_pruning
 
-from featherface.checkpoint import load_checkpoint, load_model
 from featherface.data.sample import resolve_dataset
 from featherface.detection.api import Detector
 from featherface.evaluation.runner import evaluate_detector
 from featherface.evaluation.voc import evaluate_dataset, format_metric
 from featherface.fileio import save_figure
+from featherface.models.checkpoint import load_checkpoint
 from featherface.models.detector_net import DetectorNet, count_parameters
+from featherface.models.loader import load_model
 from featherface.pruning.phases import PruneConfig, finetune, prune, soft_prune
 from featherface.pruning.search import SearchConfig, probe_rates
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from featherface.benchmark import session_runs, time_round_robin
-from featherface.checkpoint import load_model
 from featherface.detection.runners import onnx_session
 from featherface.export.onnx import export_onnx
+from featherface.latency import session_runs, time_round_robin
+from featherface.models.loader import load_model
 
 VARIANTS = {
     "all rewrites": {},

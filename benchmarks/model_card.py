@@ -85,7 +85,7 @@ def shipped_file(spec: str, detector: Detector) -> tuple[str, int]:
     """The model's weight file and its bytes: an ``.onnx`` or checkpoint as given (a run directory's
     deployed/best checkpoint), a shipped zoo model's checkpoint, another zoo model's weight file in the package
     (by name); else its state dict written as safetensors."""
-    from featherface.checkpoint import resolve_checkpoint
+    from featherface.models.checkpoint import resolve_checkpoint
     from featherface.models.zoo import ZOO
     from featherface.weights import SHIPPED, shipped_path
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from featherface.checkpoint import load_model
 from featherface.export.onnx import export_onnx
+from featherface.models.loader import load_model
 
 GROUPS = ("backbone", "attention_in", "neck", "attention_out", "context", "shuffle", "heads")
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from featherface.checkpoint import load_model
 from featherface.losses.distill import DistillConfig
+from featherface.models.loader import load_model
 from featherface.pruning.phases import PruneConfig, load_prune_config, seeded_subset
 from featherface.training.config import TrainConfig, load_train_config
 from featherface.training.distill import distillation_data, load_distill_config

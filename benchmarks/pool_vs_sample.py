@@ -18,13 +18,13 @@ import json
 import math
 from pathlib import Path
 
-from featherface.checkpoint import load_checkpoint
 from featherface.data.pool import pool_images
 from featherface.data.pseudo import TEACHER_SCORE_THRESHOLD, teacher_annotations
 from featherface.data.sample import resolve_dataset
 from featherface.detection.api import Detector
 from featherface.evaluation.runner import evaluate_detector
 from featherface.evaluation.voc import evaluate_dataset
+from featherface.models.checkpoint import load_checkpoint
 from featherface.models.zoo import create_model
 from featherface.training.config import load_train_config
 from featherface.training.distill import DistillObjective, distillation_data, load_distill_config

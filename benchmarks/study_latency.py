@@ -2,7 +2,7 @@
 studies, after the fact.
 
 Each completed trial's applied rates give its deployed architecture; its deployment graph (random weights: time does
-not depend on them) is timed against the unpruned network's, alternately (:class:`featherface.benchmark.
+not depend on them) is timed against the unpruned network's, alternately (:class:`featherface.latency.
 RelativeLatency`, 1 thread, 640²). Prints per study the latency range of its trials, the chosen (best feasible)
 trial's, and the fastest trial within a given share of the best loss: what ``--latency-exponent`` could buy.
 
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import optuna
 
-from featherface.benchmark import RelativeLatency
-from featherface.checkpoint import load_model
+from featherface.latency import RelativeLatency
+from featherface.models.loader import load_model
 from featherface.pruning.search import best_feasible_trial, completed_trials, kept_widths, pruned_config
 
 

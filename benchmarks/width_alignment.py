@@ -17,10 +17,10 @@ import statistics
 import numpy as np
 import torch
 
-from featherface.benchmark import session_runs, time_round_robin
 from featherface.detection.runners import onnx_session
 from featherface.export.deploy import DeploymentGraph
 from featherface.export.onnx import export_graph
+from featherface.latency import session_runs, time_round_robin
 from featherface.models.config import nano_b_config
 from featherface.models.detector_net import DetectorNet, count_parameters
 from featherface.pruning.groups import LAYER_GROUPS

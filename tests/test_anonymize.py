@@ -132,7 +132,7 @@ def test_a_tracked_face_the_detector_misses_is_predicted_for_max_age_frames(tmp_
     from featherface.anonymize import hidden_boxes
     from featherface.detection.sources import Source
     from featherface.detection.stream import detect_video
-    from featherface.tracking import TrackerConfig
+    from featherface.detection.tracking import TrackerConfig
 
     from .scripted import ScriptedDetector, write_video
 

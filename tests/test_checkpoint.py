@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from featherface.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint, save_checkpoint
+from featherface.models.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint, save_checkpoint
 from featherface.models.config import nano_b_config
 from featherface.models.detector_net import DetectorNet
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from featherface.checkpoint import load_checkpoint
 from featherface.cli import main
 from featherface.losses.distill import S_MAX, DistillationLoss, DistillConfig, soft_target_kl
+from featherface.models.checkpoint import load_checkpoint
 
 from .conftest import SAMPLE_IMAGES
 

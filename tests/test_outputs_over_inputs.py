@@ -76,7 +76,7 @@ def test_evaluate_plots_into_the_image_folder_is_refused_over_an_input_named_pr_
 
 
 def test_json_naming_a_model_file_or_a_config_is_refused(capsys, tmp_path):
-    from featherface.checkpoint import save_checkpoint
+    from featherface.models.checkpoint import save_checkpoint
     from featherface.models.zoo import create_model
 
     weights = save_checkpoint(create_model("nano-b", pretrained=False), tmp_path / "model.safetensors")

@@ -13,7 +13,7 @@ import pytest
 from featherface.data.sample import resolve_dataset
 from featherface.detection import Detector, PostprocessConfig
 from featherface.detection.boxes import box_iou
-from featherface.detection.peers import YUNET_STRIDES, YuNetDetector, YuNetRunner, yunet_postprocess
+from featherface.detection.peers import YUNET_STRIDES, YuNetRunner, yunet_postprocess
 
 from .test_boxes import brute_force_nms
 
@@ -24,9 +24,9 @@ pytestmark = pytest.mark.skipif(not YUNET.is_file(), reason=f"{YUNET} not presen
 
 
 @pytest.fixture(scope="module")
-def yunet() -> YuNetDetector:
+def yunet() -> Detector:
     detector = Detector.load(YUNET)
-    assert isinstance(detector, YuNetDetector)
+    assert isinstance(detector.runner, YuNetRunner)
     return detector
 
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from featherface.checkpoint import load_checkpoint
 from featherface.cli import main
+from featherface.models.checkpoint import load_checkpoint
 
 TINY = """
 train:

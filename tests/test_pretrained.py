@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from featherface.checkpoint import load_checkpoint
 from featherface.cli import main
 from featherface.data.sample import resolve_dataset
 from featherface.detection import Detector
 from featherface.detection.boxes import box_iou
 from featherface.detection.runners import OnnxRunner, TorchRunner
 from featherface.fileio import sha256_of
+from featherface.models.checkpoint import load_checkpoint
 from featherface.models.detector_net import count_parameters
 from featherface.models.zoo import ZOO, UntrainedModelError, create_model
 from featherface.weights import DEFAULT_MODEL, SHIPPED, ShippedWeightsError, shipped_path, verified_path

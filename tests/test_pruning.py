@@ -13,8 +13,8 @@ import optuna
 import pytest
 import torch
 
-from featherface.checkpoint import load_checkpoint, save_checkpoint
 from featherface.export.onnx import export_onnx
+from featherface.models.checkpoint import load_checkpoint, save_checkpoint
 from featherface.models.config import featherface_v1_config, nano_b_config
 from featherface.models.detector_net import DetectorNet, count_parameters
 from featherface.models.zoo import create_model
@@ -237,7 +237,7 @@ def test_deployed_nano_b_in_range_loads_without_pruning_code_and_exports(tmp_pat
     assert path.stat().st_size < 1_000_000
     code = (
         "import sys; sys.modules['featherface.pruning'] = None\n"  # any import of the pruning package fails
-        "import torch; from featherface.checkpoint import load_checkpoint\n"
+        "import torch; from featherface.models.checkpoint import load_checkpoint\n"
         f"net, _ = load_checkpoint({str(path)!r}); out = net.eval()(torch.zeros(1, 3, 64, 64))\n"
         "print(sum(p.numel() for p in net.parameters()))"
     )
@@ -425,7 +425,7 @@ def test_hardware_aware_search_records_and_uses_the_latency(tmp_path):
 
 
 def test_relative_latency_probe_times_deployment_graphs():
-    from featherface.benchmark import RelativeLatency
+    from featherface.latency import RelativeLatency
 
     probe = RelativeLatency(nano_b_config(), size=128, repeats=2)
     net = create_model("nano-b", pretrained=False)

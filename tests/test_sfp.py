@@ -12,7 +12,7 @@ import optuna
 import pytest
 import torch
 
-from featherface.checkpoint import load_checkpoint
+from featherface.models.checkpoint import load_checkpoint
 from featherface.models.zoo import create_model
 from featherface.pruning.hard import hard_prune
 from featherface.pruning.masks import apply_masks, compute_masks

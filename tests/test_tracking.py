@@ -10,7 +10,7 @@ import pytest
 
 from featherface.cli import main
 from featherface.detection.api import Detector
-from featherface.tracking import FaceTracker, TrackerConfig, follow_boxes, min_cost_assignment
+from featherface.detection.tracking import FaceTracker, TrackerConfig, follow_boxes, min_cost_assignment
 
 
 def pan(image: np.ndarray, frames: int) -> list[tuple[np.ndarray, np.ndarray]]:

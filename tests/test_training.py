@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from featherface.checkpoint import load_checkpoint
+from featherface.models.checkpoint import load_checkpoint
 from featherface.models.zoo import create_model
 from featherface.training.config import TrainConfig, load_train_config
 from featherface.training.schedule import lr_multiplier

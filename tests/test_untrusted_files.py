@@ -103,7 +103,7 @@ def alias_bomb(levels: int = 9, width: int = 9) -> str:
     ],
 )
 def test_an_architecture_out_of_its_declared_ranges_is_refused_naming_the_file_and_field(tmp_path, changes, message):
-    from featherface.checkpoint import CheckpointError, read_checkpoint_config
+    from featherface.models.checkpoint import CheckpointError, read_checkpoint_config
 
     path = checkpoint_declaring(tmp_path / "model.safetensors", nano_b_with(**changes))
     with pytest.raises(CheckpointError) as error:

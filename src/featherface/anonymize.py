@@ -7,8 +7,8 @@ covers the original box's corners when ``(1 + 2m)² >= 2``, i.e. ``m >= 0.21``: 
 hidden, and the ellipse follows the head's outline instead of leaving a hard rectangle.
 
 On video, the detector missing a face for one frame would show it for that frame: faces are tracked
-(:class:`~featherface.tracking.FaceTracker`), and a face seen within the tracker's ``max_age`` frames but missed in
-this one is hidden where the tracker predicts it.
+(:class:`~featherface.detection.tracking.FaceTracker`), and a face seen within the tracker's ``max_age`` frames but
+missed in this one is hidden where the tracker predicts it.
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ def anonymize_files(
     :func:`featherface.detection.stream.detect_sources` (batch size, face sizes, ``tracker_config``...)."""
     from featherface.detection.sources import mirror_outputs
     from featherface.detection.stream import detect_sources
-    from featherface.tracking import TrackerConfig
+    from featherface.detection.tracking import TrackerConfig
 
     outputs = mirror_outputs(sources, out_dir, guard)
     # the detector's own boxes: a smoothed box can lag a moving face and leave its leading edge visible

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from featherface.detection.runners import ONNX_INPUT, OnnxRunner, onnx_session, open_onnx
+from featherface.detection.runners import OnnxRunner, open_onnx
 from featherface.extras import has_torch, installed
-from featherface.models.config import DetectorConfig
+from featherface.latency import time_round_robin
 from featherface.weights import SHIPPED, shipped_path, verified_path
 
 if TYPE_CHECKING:
@@ -93,8 +93,8 @@ def onnx_file(spec: str, workdir: Path) -> Path:
     shipped = SHIPPED.get(spec)
     if shipped is not None and shipped.onnx:
         return verified_path(shipped.onnx, shipped.onnx_sha256)
-    from featherface.checkpoint import load_model
     from featherface.export.onnx import export_onnx
+    from featherface.models.loader import load_model
 
     return export_onnx(load_model(spec), workdir / f"{len(list(workdir.iterdir()))}.onnx")
 
@@ -108,9 +108,9 @@ def _prepare_onnx(label: str, path: Path, threads: int, size: int) -> _Candidate
     if YuNetRunner.recognises(session):
         runner = YuNetRunner(path, session=session)
         if not installed("onnx"):  # the graph is read with the onnx package (the training extra)
-            return _Candidate(label, runner, file_bytes, None, None, size_multiple=32)
+            return _Candidate(label, runner, file_bytes, None, None, size_multiple=runner.size_multiple)
         return _Candidate(
-            label, runner, file_bytes, onnx_parameters(path), onnx_conv_gflops(path, size), size_multiple=32
+            label, runner, file_bytes, onnx_parameters(path), onnx_conv_gflops(path, size), runner.size_multiple
         )
     runner = OnnxRunner(path, session=session)
     if not has_torch():  # counted on the torch network of the attached config
@@ -129,7 +129,7 @@ def _checkpoint_bytes(spec: str, net: DetectorNet) -> int:
     if shipped is not None:
         return shipped_path(shipped.checkpoint).stat().st_size
     if spec.endswith(".safetensors") or Path(spec).is_dir():
-        from featherface.checkpoint import resolve_checkpoint
+        from featherface.models.checkpoint import resolve_checkpoint
 
         return resolve_checkpoint(spec).stat().st_size
     return _weights_bytes(net)
@@ -140,8 +140,8 @@ def _prepare(spec: str, backend: str, threads: int, workdir: Path, size: int) ->
         return _prepare_onnx(spec, onnx_file(spec, workdir), threads, size)
     import torch
 
-    from featherface.checkpoint import load_model
     from featherface.models.detector_net import count_parameters
+    from featherface.models.loader import load_model
     from featherface.profiling import gflops
 
     net = load_model(spec).eval()
@@ -184,62 +184,6 @@ def peak_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float | Non
         session.run(None, {"a": a, "b": a})
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9
-
-
-def time_round_robin(runs: dict[Any, Callable[[], Any]], repeats: int, warmup: int = 3) -> dict[Any, list[float]]:
-    """Milliseconds per call of each ``runs`` entry, called in turn (call r of all before call r + 1 of any), so
-    drifts in clock speed or background load hit all of them alike."""
-    times: dict[Any, list[float]] = {key: [] for key in runs}
-    for run in runs.values():
-        for _ in range(warmup):
-            run()
-    for _ in range(repeats):
-        for key, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[key].append((time.perf_counter() - start) * 1000)
-    return times
-
-
-def session_runs(sessions: dict[Any, Any], batch: np.ndarray) -> dict[Any, Callable[[], Any]]:
-    """``time_round_robin`` calls for onnxruntime sessions on one input batch."""
-    return {key: functools.partial(session.run, None, {ONNX_INPUT: batch}) for key, session in sessions.items()}
-
-
-class RelativeLatency:
-    """Latency of architectures relative to a reference one, in onnxruntime on this machine.
-
-    ``probe(config)`` exports the deployment graph of ``config`` (random weights: the time does not depend on
-    them), then times it and the reference alternately, ``repeats`` runs each, and returns the ratio of the
-    medians. Alternating cancels slow drifts of the machine; worker threads do not spin between runs, which keeps
-    figures stable on small shared machines. Used by the hardware-aware pruning search.
-    """
-
-    def __init__(self, reference: DetectorConfig, size: int = 640, threads: int = 1, repeats: int = 7) -> None:
-        self.size, self.threads, self.repeats = size, threads, repeats
-        self.batch = np.random.default_rng(0).uniform(-120, 150, size=(1, 3, size, size)).astype(np.float32)
-        self.reference = self._session(reference)
-
-    def _session(self, config: DetectorConfig) -> Any:
-        import io
-
-        import torch
-
-        from featherface.export.deploy import DeploymentGraph
-        from featherface.export.onnx import export_graph
-        from featherface.models.detector_net import DetectorNet
-
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            net = DetectorNet(config).eval()
-        buffer = io.BytesIO()
-        export_graph(DeploymentGraph(net), buffer, torch.zeros(1, 3, self.size, self.size))
-        return onnx_session(buffer.getvalue(), self.threads, spin=False)
-
-    def __call__(self, config: DetectorConfig) -> float:
-        sessions = {"candidate": self._session(config), "reference": self.reference}
-        times = time_round_robin(session_runs(sessions, self.batch), self.repeats, warmup=1)
-        return statistics.median(times["candidate"]) / statistics.median(times["reference"])
 
 
 def benchmark(

@@ -83,9 +83,9 @@ def _positive_float(text: str) -> float:
 def cmd_info(args: argparse.Namespace) -> int:
     if args.model is None:  # the zoo's list needs no torch
         return _list_zoo(args)
-    from featherface.checkpoint import load_model
     from featherface.detection.runners import OnnxRunner
     from featherface.models.detector_net import DetectorNet
+    from featherface.models.loader import load_model
     from featherface.profiling import format_info_table, model_info
 
     _guard_outputs({"--json": args.json}, models={"--model": args.model})
@@ -323,8 +323,8 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------------------------- export
 def cmd_export(args: argparse.Namespace) -> int:
-    from featherface.checkpoint import load_model
     from featherface.export.onnx import export_onnx
+    from featherface.models.loader import load_model
 
     if not args.out.endswith(".onnx"):
         raise CommandError(f"--out {args.out}: the file name must end in .onnx")
@@ -591,7 +591,7 @@ def _prepare_run(args: argparse.Namespace, *input_flags: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from featherface.checkpoint import load_model
+    from featherface.models.loader import load_model
     from featherface.training.trainer import Trainer
 
     config = _training_config(args, "data")
@@ -612,7 +612,7 @@ def _epochs_done(result) -> str:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from featherface.checkpoint import load_model
+    from featherface.models.loader import load_model
     from featherface.models.zoo import start_from_teacher_backbone
     from featherface.training.distill import DistillObjective, distillation_data
     from featherface.training.trainer import Trainer
@@ -645,7 +645,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 
 def _load_teacher(spec: str | None):
-    from featherface.checkpoint import load_model
+    from featherface.models.loader import load_model
 
     if spec is None:
         return None
@@ -696,8 +696,8 @@ def _guard_training_json(args: argparse.Namespace) -> None:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from featherface.checkpoint import load_model
     from featherface.data.sample import resolve_dataset
+    from featherface.models.loader import load_model
     from featherface.pruning.phases import prune
 
     if args.val is None:

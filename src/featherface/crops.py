@@ -77,7 +77,7 @@ def crop_files(
     :func:`featherface.detection.stream.detect_sources` (batch size, face sizes...)."""
     from featherface.detection.sources import OutputGuard
     from featherface.detection.stream import detect_sources
-    from featherface.tracking import TrackerConfig
+    from featherface.detection.tracking import TrackerConfig
 
     results = detect_sources(detector, sources, tracker_config=TrackerConfig(smooth=False), **options)
     return crop_results(results, out_dir, guard or OutputGuard(sources), crop_size, margin)

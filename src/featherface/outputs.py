@@ -19,7 +19,7 @@ def model_files(spec: str | Path | None) -> list[Path]:
         return []
     path = Path(spec)
     if path.is_dir():
-        from featherface.checkpoint import RUN_DIR_PREFERENCE  # a run directory is loaded in torch anyway
+        from featherface.models.checkpoint import RUN_DIR_PREFERENCE  # a run directory is loaded in torch anyway
 
         files = [path / name for name in RUN_DIR_PREFERENCE]
     elif path.is_file():

@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from featherface.checkpoint import atomic_write_bytes, load_checkpoint, load_model, save_checkpoint
 from featherface.config_schema import ConfigError, build, rule
 from featherface.detection.api import Detector
 from featherface.detection.image import read_image
 from featherface.evaluation.voc import format_metric
-from featherface.fileio import remove_stale_temp_files, save_figure
+from featherface.fileio import atomic_write_bytes, remove_stale_temp_files, save_figure
+from featherface.models.checkpoint import load_checkpoint, save_checkpoint
 from featherface.models.config import STUDENT_INITS
 from featherface.models.detector_net import count_parameters
+from featherface.models.loader import load_model
 from featherface.models.zoo import ZOO, create_model, start_from_teacher_backbone
 from featherface.profiling import gflops
 from featherface.training.config import config_path, load_section, load_train_config
@@ -220,7 +221,7 @@ def _deployed_dir(out: Path) -> Path:
 def _calibrate(out: Path, teacher: Any, train_annotations: list, images: int) -> dict[str, Any]:
     import numpy as np
 
-    from featherface.checkpoint import save_checkpoint
+    from featherface.models.checkpoint import save_checkpoint
     from featherface.training.calibration import apply_logit_offset, fit_calibration
 
     net, meta = load_checkpoint(out / "3-finetune" / "deployed.safetensors")

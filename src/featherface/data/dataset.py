@@ -13,7 +13,7 @@ from featherface.data.labels import ImageAnnotation, LabelError
 from featherface.data.transforms import AugmentConfig, Sample, augment, letterbox
 from featherface.detection.api import preprocess
 from featherface.detection.image import ImageError, read_image
-from featherface.losses.multibox import Targets
+from featherface.detection.matching import Targets
 
 log = logging.getLogger(__name__)
 

@@ -14,21 +14,22 @@ import cv2
 import numpy as np
 
 from featherface.detection.image import to_bgr_uint8
-from featherface.detection.postprocess import Detections, PostprocessConfig, postprocess, suppress
-from featherface.detection.priors import PriorBox
-from featherface.detection.runners import OnnxRunner, RawOutputs, TorchRunner, open_onnx
+from featherface.detection.peers import YuNetRunner
+from featherface.detection.postprocess import Detections, PostprocessConfig, suppress
+from featherface.detection.runners import IMAGE_MEAN_BGR, OnnxRunner, Runner, TorchRunner, open_onnx
 from featherface.detection.scaling import FaceSizeConfig, check_size, inference_factor, plan_tiles
+from featherface.detection.sources import Source, collect_sources
+from featherface.detection.stream import Result, detect_sources, detect_video
 from featherface.extras import require_torch
+from featherface.models.loader import ModelSpec, load_model, model_kind, resolve_model
+from featherface.models.zoo import ZOO, require_trained
 from featherface.weights import DEFAULT_MODEL, SHIPPED, verified_path
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-    from featherface.detection.stream import Result
     from featherface.models.detector_net import DetectorNet
 
-# SPEC section 1: BGR minus this per-channel mean, no scaling (Pytorch_Retinaface's preprocessing).
-IMAGE_MEAN_BGR = np.array([104.0, 117.0, 123.0], dtype=np.float32)
 # The largest network input side: detect() tiles larger images (an 8000x8000 photo in one pass needs ~10 GB of
 # activations); prepare(), called on its own, downscales to it instead.
 DEFAULT_MAX_SIZE = 4096
@@ -63,14 +64,14 @@ def _runs_shipped_onnx(model: str, device: str | None, backend: str | None = Non
     return backend == "onnxruntime" or (not str(device or "").startswith("cuda") and _has_onnxruntime())
 
 
-def runs_in(model: str | Path, device: str | None = None, backend: str | None = None) -> str:
+def runs_in(model: str | Path | ModelSpec, device: str | None = None, backend: str | None = None) -> str:
     """The backend :meth:`Detector.load` runs ``model`` in (``"onnxruntime"`` or ``"torch"``): a shipped model's ONNX
     on the CPU (every trained zoo model that ships one, ``featherface info`` says which), an ``.onnx`` file, else
-    torch. ``backend`` (``None``: choose as said) insists on one."""
+    torch. ``backend`` (``None``: choose as said) insists on one. Read from the argument's text: no file is opened."""
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)} or None (chosen by the model), not {backend!r}")
     spec = str(model)
-    if spec.endswith(".onnx"):
+    if model_kind(model) == "onnx":
         if backend == "torch":
             raise ValueError(f"{spec}: an ONNX file runs in onnxruntime only, not in torch")
         return "onnxruntime"
@@ -81,6 +82,36 @@ def runs_in(model: str | Path, device: str | None = None, backend: str | None = 
             f"{spec}: no ONNX shipped for it; export one (featherface export {spec} --out MODEL.onnx) and run that"
         )
     return "torch"
+
+
+def open_runner(
+    model: str | Path | ModelSpec,
+    device: str | None = None,
+    threads: int | None = None,
+    allow_untrained: bool = False,
+    backend: str | None = None,
+) -> Runner:
+    """The runner :meth:`Detector.load` composes for a MODEL argument (:func:`~featherface.models.resolve_model`:
+    its refusals): an ONNX file in onnxruntime (:class:`OnnxRunner`, or a peer's recognised by its outputs:
+    :class:`~featherface.detection.peers.YuNetRunner`), a shipped model's ONNX, or else the torch network
+    (:func:`~featherface.models.load_model`; a zoo model whose heads were never trained refused unless
+    ``allow_untrained``)."""
+    runs_in_onnxruntime = runs_in(model, device, backend) == "onnxruntime"  # the backend's refusals come first
+    spec = resolve_model(model)
+    if runs_in_onnxruntime:
+        if spec.kind == "onnx":
+            path = spec.path
+        else:
+            shipped = SHIPPED[spec.argument]
+            path = verified_path(shipped.onnx, shipped.onnx_sha256)
+        session = open_onnx(path, threads, device)
+        if YuNetRunner.recognises(session):
+            return YuNetRunner(path, session=session)
+        return OnnxRunner(path, session=session)
+    require_torch(f"{spec} runs in torch")
+    if spec.kind == "zoo" and not allow_untrained:
+        require_trained(spec.argument)
+    return TorchRunner(load_model(spec), device, threads)
 
 
 def cpu_threads() -> int:
@@ -130,28 +161,46 @@ def round_up(value: int, multiple: int) -> int:
 
 
 class Detector:
-    """Face detector over a torch network or an ONNX file (RetinaFace layout: priors, SPEC section 1).
+    """Face detector over a model family's runner (:class:`~featherface.detection.runners.Runner`): a torch network
+    or an ONNX file of the RetinaFace layout (priors, SPEC section 1), or a peer's ONNX (YuNet).
 
     >>> detector = Detector.load("nano-b-pretrained")  # its ONNX, no torch; or a zoo name, checkpoint, .onnx
     >>> faces = detector.detect(cv2.imread("photo.jpg"))  # Detections, original-image pixels
 
-    Other model families subclass it and set their own input (``input_mean``, ``size_multiple``) and
-    :meth:`decode` (e.g. :class:`featherface.detection.peers.YuNetDetector`).
+    The runner sets the network input (``input_mean``, ``size_multiple``) and decodes its outputs.
     """
 
-    input_mean: np.ndarray = IMAGE_MEAN_BGR  # subtracted from the BGR pixels
-    size_multiple: int = 1  # the network input is padded (bottom/right) to a multiple of this
     face_size_config: FaceSizeConfig = FaceSizeConfig()  # limits of min_face / max_face and of tiling
 
     def __init__(
         self,
-        runner: TorchRunner | OnnxRunner,
+        runner: Runner,
         postprocess_config: PostprocessConfig | None = None,
         max_size: int = DEFAULT_MAX_SIZE,
     ) -> None:
         self.runner = runner
         self.postprocess_config = postprocess_config or PostprocessConfig()
         self.max_size = max_size
+
+    @classmethod
+    def load(
+        cls,
+        model: str | Path | ModelSpec = DEFAULT_MODEL,
+        device: str | None = None,
+        threads: int | None = None,
+        allow_untrained: bool = False,
+        backend: str | None = None,
+        **kwargs,
+    ) -> Detector:
+        """The one way to a runnable detector: a zoo name, a ``.safetensors`` checkpoint, a run directory or an
+        ``.onnx`` file (featherface's export, or a peer recognised by its outputs: YuNet). ``threads`` applies to
+        this detector only; ``kwargs``: ``postprocess_config``, ``max_size``.
+
+        A shipped model with an ONNX file (``retinaface-mnet025``, ``nano-b-pretrained``) runs in onnxruntime,
+        without torch, unless CUDA is asked for; others run in torch (the training extra). ``backend``
+        (``"onnxruntime"`` or ``"torch"``) insists on one (:func:`runs_in`). Zoo models whose heads were never
+        trained (``nano-b``, ``featherface-v1``) are refused unless ``allow_untrained`` (:func:`open_runner`)."""
+        return cls(open_runner(model, device, threads, allow_untrained, backend), **kwargs)
 
     @classmethod
     def from_pretrained(
@@ -162,59 +211,27 @@ class Detector:
         allow_untrained: bool = False,
         **kwargs,
     ) -> Detector:
-        """A zoo model as a torch network (default: ``featherface.weights.DEFAULT_MODEL``). Zoo models whose heads were
-        never trained (``nano-b``, ``featherface-v1``) are refused unless ``allow_untrained``. Needs torch (the
+        """A zoo model's torch network: :meth:`load` with ``backend="torch"``, for zoo names only. Needs torch (the
         training extra); :meth:`load` runs a zoo model's shipped ONNX without it."""
         require_torch(f"Detector.from_pretrained({name!r})")
-        from featherface.models.zoo import create_model, require_trained
-
-        if not allow_untrained:
-            require_trained(name)
-        return cls(TorchRunner(create_model(name), device, threads), **kwargs)
+        if name not in ZOO:
+            raise ValueError(f"unknown model {name!r}; the zoo has {', '.join(ZOO)}")
+        return cls.load(name, device, threads, allow_untrained, backend="torch", **kwargs)
 
     @classmethod
     def from_net(cls, net: DetectorNet, device: str | None = None, threads: int | None = None, **kwargs) -> Detector:
+        """A detector over a torch network already in memory (being trained, distilled or calibrated)."""
         return cls(TorchRunner(net, device, threads), **kwargs)
 
-    @classmethod
-    def load(
-        cls,
-        model: str | Path = DEFAULT_MODEL,
-        device: str | None = None,
-        threads: int | None = None,
-        allow_untrained: bool = False,
-        backend: str | None = None,
-        **kwargs,
-    ) -> Detector:
-        """A zoo name, a ``.safetensors`` checkpoint, a run directory or an ``.onnx`` file (featherface's
-        export, or a peer recognised by its outputs: YuNet). ``threads`` applies to this detector only.
+    @property
+    def input_mean(self) -> np.ndarray:
+        """Subtracted from the BGR pixels (the runner's model family says)."""
+        return self.runner.input_mean
 
-        A shipped model with an ONNX file (``retinaface-mnet025``, ``nano-b-pretrained``) runs in onnxruntime,
-        without torch, unless CUDA is asked for; others run in torch (the training extra). ``backend``
-        (``"onnxruntime"`` or ``"torch"``) insists on one (:func:`runs_in`)."""
-        spec = str(model)
-        shipped = SHIPPED.get(spec)
-        if runs_in(spec, device, backend) == "torch":
-            require_torch(f"{spec} runs in torch")
-        elif shipped is not None and not spec.endswith(".onnx"):
-            path = verified_path(shipped.onnx, shipped.onnx_sha256)
-            return cls(OnnxRunner(path, session=open_onnx(path, threads, device)), **kwargs)
-        if spec.endswith(".onnx"):
-            if not Path(spec).is_file():
-                raise ValueError(f"{spec}: no such file")
-            from featherface.detection.peers import YuNetDetector, YuNetRunner
-
-            session = open_onnx(spec, threads, device)
-            if YuNetRunner.recognises(session):
-                return YuNetDetector(YuNetRunner(spec, session=session), **kwargs)
-            return cls(OnnxRunner(spec, session=session), **kwargs)
-        from featherface.checkpoint import load_checkpoint
-        from featherface.models.zoo import ZOO
-
-        if spec in ZOO:
-            return cls.from_pretrained(spec, device, threads, allow_untrained, **kwargs)
-        net, _ = load_checkpoint(spec)
-        return cls(TorchRunner(net, device, threads), **kwargs)
+    @property
+    def size_multiple(self) -> int:
+        """The network input is padded (bottom/right) to a multiple of this."""
+        return self.runner.size_multiple
 
     def prepare(
         self, images: list[np.ndarray], size: int | None = None
@@ -250,18 +267,15 @@ class Detector:
         return batch, scales
 
     def decode(
-        self, outputs: RawOutputs, input_size: tuple[int, int], scales: list[tuple[float, float]]
+        self, outputs: tuple[np.ndarray, ...], input_size: tuple[int, int], scales: list[tuple[float, float]]
     ) -> list[Detections]:
         """Raw outputs of a batch of ``input_size`` (H, W) -> each image's faces in its own pixels."""
-        anchors = self.runner.config.anchors
-        priors = PriorBox(anchors).array(*input_size)
-        return postprocess(*outputs, priors, anchors.variances, scales, self.postprocess_config)
+        return self.runner.decode(outputs, input_size, scales, self.postprocess_config)
 
     @property
     def anchor_range(self) -> tuple[float, float]:
         """The smallest and largest anchor side (network-input pixels): the face sizes the model finds best."""
-        sizes = [size for level in self.runner.config.anchors.min_sizes for size in level]
-        return float(min(sizes)), float(max(sizes))
+        return self.runner.anchor_range
 
     def detect_batch(
         self,
@@ -334,17 +348,11 @@ class Detector:
         """Results for image files, folders (recursively) and videos, in order (one ``str`` or ``Path`` is one
         input); a file that cannot be read gives a result with its ``error`` instead of raising
         (:func:`featherface.detection.stream.detect_sources`)."""
-        from featherface.detection.sources import collect_sources
-        from featherface.detection.stream import detect_sources
-
         return detect_sources(self, collect_sources(inputs), **options)
 
     def detect_video(self, path: str | Path, **options) -> Iterator[Result]:
         """One result per frame of a video, in batches, with ``track_ids`` unless ``track=False``
         (:func:`featherface.detection.stream.detect_video`)."""
-        from featherface.detection.sources import Source
-        from featherface.detection.stream import detect_video
-
         return detect_video(self, Source.video(path), **options)
 
 

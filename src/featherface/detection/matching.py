@@ -16,6 +16,18 @@ BEST_PRIOR_MIN_IOU = 0.2
 
 
 @dataclass
+class Targets:
+    """One image's faces: ``boxes (G, 4)`` xyxy and ``landmarks (G, 10)`` normalised, ``has_landmarks (G,)``."""
+
+    boxes: Tensor
+    landmarks: Tensor
+    has_landmarks: Tensor
+
+    def to(self, device: torch.device | str) -> Targets:
+        return Targets(self.boxes.to(device), self.landmarks.to(device), self.has_landmarks.to(device))
+
+
+@dataclass
 class PriorTargets:
     """Per-prior training targets for one image, ``P`` priors."""
 

@@ -1,4 +1,5 @@
-"""Peer detectors run through the same API, for side-by-side comparisons: YuNet.
+"""Peer detectors run through the same API, for side-by-side comparisons: YuNet, as a runner that
+:class:`~featherface.detection.api.Detector` composes (:class:`~featherface.detection.runners.Runner`).
 
 YuNet (Wu, Peng, Yu, "YuNet: A Tiny Millisecond-level Face Detector", 2023) comes from ShiqiYu's
 libfacedetection.train, licensed under the Apache License 2.0 (its LICENSE file). We ship no YuNet weights:
@@ -25,7 +26,6 @@ from typing import Any
 
 import numpy as np
 
-from featherface.detection.api import Detector
 from featherface.detection.postprocess import Detections, PostprocessConfig, select_candidates, suppress
 from featherface.detection.runners import open_onnx
 
@@ -38,9 +38,14 @@ YUNET_OUTPUTS = tuple(f"{head}_{stride}" for head in YUNET_HEADS for stride in Y
 class YuNetRunner:
     """A YuNet ``.onnx`` in onnxruntime; ``session``: one already open on ``path``.
 
-    Called on a batch ``(N, 3, H, W)`` (H, W multiples of 32), returns its outputs over all cells of all
-    strides: ``scores (N, C)``, ``bbox (N, C, 4)``, ``kps (N, C, 10)``.
+    Called on a batch ``(N, 3, H, W)`` (raw BGR, H, W multiples of 32), returns its outputs over all cells of all
+    strides: ``scores (N, C)``, ``bbox (N, C, 4)``, ``kps (N, C, 10)``; :meth:`decode` turns them into faces.
     """
+
+    input_mean = np.zeros(3, dtype=np.float32)  # raw BGR 0-255
+    size_multiple = YUNET_STRIDES[-1]
+    # anchor-free, but at RetinaFace's strides (8/16/32): the same face-size reach is assumed for min_face/max_face
+    anchor_range = (2.0 * YUNET_STRIDES[0], 16.0 * YUNET_STRIDES[-1])
 
     def __init__(
         self, path: str | Path, threads: int | None = None, device: str | None = None, session: Any = None
@@ -69,6 +74,15 @@ class YuNetRunner:
         )
         scores = np.sqrt(np.clip(cls[..., 0], 0, 1) * np.clip(obj[..., 0], 0, 1))
         return scores, bbox, kps
+
+    def decode(
+        self,
+        outputs: tuple[np.ndarray, np.ndarray, np.ndarray],
+        input_size: tuple[int, int],
+        scales: list[tuple[float, float]],
+        config: PostprocessConfig,
+    ) -> list[Detections]:
+        return yunet_postprocess(*outputs, input_size, scales, config)
 
 
 @lru_cache(maxsize=32)
@@ -106,18 +120,3 @@ def yunet_postprocess(
         points = (cell[:, None] + kps[i, candidates].reshape(-1, 5, 2)) * stride[:, None] * to_image
         results.append(suppress(boxes, scores[i, candidates], points, config))
     return results
-
-
-class YuNetDetector(Detector):
-    """:class:`Detector` over a :class:`YuNetRunner`: raw BGR input padded to multiples of 32."""
-
-    runner: YuNetRunner
-    input_mean = np.zeros(3, dtype=np.float32)
-    size_multiple = 32
-    # anchor-free, but at RetinaFace's strides (8/16/32): the same face-size reach is assumed for min_face/max_face
-    anchor_range = (2.0 * YUNET_STRIDES[0], 16.0 * YUNET_STRIDES[-1])
-
-    def decode(
-        self, outputs: tuple[np.ndarray, np.ndarray, np.ndarray], input_size: tuple[int, int], scales
-    ) -> list[Detections]:
-        return yunet_postprocess(*outputs, input_size, scales, self.postprocess_config)

@@ -1,6 +1,8 @@
 """Backends that turn a preprocessed batch into raw numpy outputs: a torch network or an ONNX file.
 
-torch is imported only by the torch backend, so running an ONNX file needs onnxruntime and numpy alone.
+A runner also says what its model family takes and gives (:class:`Runner`): its input (mean, size multiple) and
+how its raw outputs decode into faces; :class:`~featherface.detection.api.Detector` composes one. torch is imported
+only by the torch backend, so running an ONNX file needs onnxruntime and numpy alone.
 """
 
 from __future__ import annotations
@@ -8,10 +10,11 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from featherface.detection.postprocess import Detections, PostprocessConfig, postprocess
 from featherface.detection.priors import PriorBox
 from featherface.models.config import DetectorConfig
 
@@ -36,6 +39,59 @@ MAX_ONNX_CONFIG_BYTES = 1 << 20  # the architecture JSON is about 2 KB
 RawOutputs = tuple[
     np.ndarray, np.ndarray, np.ndarray
 ]  # box deltas (N, P, 4), class logits (N, P, 2), landmarks (N, P, 10)
+# SPEC section 1: BGR minus this per-channel mean, no scaling (Pytorch_Retinaface's preprocessing).
+IMAGE_MEAN_BGR = np.array([104.0, 117.0, 123.0], dtype=np.float32)
+
+
+class Runner(Protocol):
+    """A model family's backend as :class:`~featherface.detection.api.Detector` drives it: called on a batch
+    ``(N, 3, H, W)`` (BGR minus ``input_mean``, H and W padded bottom/right to multiples of ``size_multiple``), it
+    gives raw outputs, which :meth:`decode` turns into each image's faces. ``anchor_range``: the smallest and largest
+    face side (network-input pixels) the model finds best."""
+
+    input_mean: np.ndarray
+    size_multiple: int
+
+    @property
+    def anchor_range(self) -> tuple[float, float]: ...
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, ...]: ...
+
+    def decode(
+        self,
+        outputs: tuple[np.ndarray, ...],
+        input_size: tuple[int, int],
+        scales: list[tuple[float, float]],
+        config: PostprocessConfig,
+    ) -> list[Detections]: ...
+
+
+class RetinaFaceLayout:
+    """The :class:`Runner` side of a RetinaFace-layout network (SPEC section 1): BGR minus
+    :data:`IMAGE_MEAN_BGR` at any size in, per-prior :data:`RawOutputs` out, decoded against the priors of its
+    ``config``'s anchors."""
+
+    config: DetectorConfig
+    input_mean: np.ndarray = IMAGE_MEAN_BGR
+    size_multiple: int = 1
+
+    @property
+    def anchor_range(self) -> tuple[float, float]:
+        sizes = [size for level in self.config.anchors.min_sizes for size in level]
+        return float(min(sizes)), float(max(sizes))
+
+    def decode(
+        self,
+        outputs: RawOutputs,
+        input_size: tuple[int, int],
+        scales: list[tuple[float, float]],
+        config: PostprocessConfig,
+    ) -> list[Detections]:
+        """Raw outputs of a batch of ``input_size`` (H, W) -> each image's faces in its own pixels (``scales[i]``:
+        the input's width and height in image i's pixels)."""
+        anchors = self.config.anchors
+        priors = PriorBox(anchors).array(*input_size)
+        return postprocess(*outputs, priors, anchors.variances, scales, config)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -50,7 +106,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return device
 
 
-class TorchRunner:
+class TorchRunner(RetinaFaceLayout):
     """A torch network on ``device``; ``threads``: torch's CPU threads while this runner runs (torch's setting is
     per process, so it is set for each call and restored after, under a lock: other models keep theirs, and
     runners with their own count called from several threads take turns)."""
@@ -110,7 +166,7 @@ def open_onnx(path: str | Path, threads: int | None = None, device: str | None =
         raise ValueError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0]})") from None
 
 
-class OnnxRunner:
+class OnnxRunner(RetinaFaceLayout):
     """A featherface-exported model in onnxruntime (CPU unless CUDA's provider is installed and asked for);
     ``session``: one already open on ``path`` (then ``threads`` and ``device`` are its own).
 

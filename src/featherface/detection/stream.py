@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from queue import Empty, Full, Queue
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import cv2
 import numpy as np
@@ -30,12 +30,17 @@ from featherface.detection.sources import (
     failure_reason,
     write_image,
 )
-
-if TYPE_CHECKING:
-    from featherface.detection.api import Detector
-    from featherface.tracking import TrackerConfig
+from featherface.detection.tracking import FaceTracker, TrackerConfig, follow_boxes
 
 T = TypeVar("T")
+
+
+class BatchDetector(Protocol):
+    """What this module asks of a detector (:class:`featherface.detection.api.Detector` is one)."""
+
+    def detect_batch(self, images: list[np.ndarray], **options: Any) -> list[Detections]: ...
+
+
 # errors that make one file unusable (cv2.error: OpenCV's own, e.g. a decoder that gives up on a corrupt file)
 FILE_ERRORS = (ImageError, OSError, ValueError, MemoryError, cv2.error)
 
@@ -83,7 +88,7 @@ class Result:
 
 
 def detect_sources(
-    detector: Detector,
+    detector: BatchDetector,
     sources: Sequence[Source],
     batch_size: int = 8,
     workers: int = 2,
@@ -108,7 +113,7 @@ def detect_sources(
 
 
 def detect_images(
-    detector: Detector,
+    detector: BatchDetector,
     sources: Sequence[Source],
     batch_size: int = 8,
     workers: int = 2,
@@ -189,7 +194,7 @@ def _decode_ahead(
 
 
 def detect_video(
-    detector: Detector,
+    detector: BatchDetector,
     source: Source,
     batch_size: int = 8,
     track: bool = True,
@@ -197,12 +202,10 @@ def detect_video(
     **options,
 ) -> Iterator[Result]:
     """One result per frame (frames read ahead by a thread, ``batch_size`` per forward pass). With ``track``, a
-    :class:`~featherface.tracking.FaceTracker` gives each face a ``track_id`` (and smooths its box and landmarks
-    unless ``tracker_config.smooth`` is off) and each result the ``missed_boxes`` of faces it follows that this
-    frame's detections lack. An unreadable video yields one result with its ``error``. Closing this iterator
+    :class:`~featherface.detection.tracking.FaceTracker` gives each face a ``track_id`` (and smooths its box and
+    landmarks unless ``tracker_config.smooth`` is off) and each result the ``missed_boxes`` of faces it follows that
+    this frame's detections lack. An unreadable video yields one result with its ``error``. Closing this iterator
     (``close()``, or ``contextlib.closing``) stops the read-ahead thread and releases the video at once."""
-    from featherface.tracking import FaceTracker, follow_boxes
-
     try:
         reader = VideoReader(source.path)
     except FILE_ERRORS as exc:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from featherface.config_schema import rule
-from featherface.detection.matching import MATCH_IOU, PriorTargets, assign_targets
+from featherface.detection.matching import MATCH_IOU, PriorTargets, Targets, assign_targets
 
 
 @dataclass
@@ -20,18 +20,6 @@ class MultiBoxConfig:
     neg_pos_ratio: int = field(default=7, metadata=rule(ge=1))
     box_weight: float = field(default=2.0, metadata=rule(ge=0))
     landmark_weight: float = field(default=1.0, metadata=rule(ge=0))
-
-
-@dataclass
-class Targets:
-    """One image's faces: ``boxes (G, 4)`` xyxy and ``landmarks (G, 10)`` normalised, ``has_landmarks (G,)``."""
-
-    boxes: Tensor
-    landmarks: Tensor
-    has_landmarks: Tensor
-
-    def to(self, device: torch.device | str) -> Targets:
-        return Targets(self.boxes.to(device), self.landmarks.to(device), self.has_landmarks.to(device))
 
 
 def stack_targets(

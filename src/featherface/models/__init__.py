@@ -1,4 +1,4 @@
-"""Model configs, the detector network and the zoo of named models.
+"""Model configs, the detector network, checkpoints, the zoo of named models and the one MODEL-argument loader.
 
 The network (and torch) loads on first use of its names, so the configs alone stay importable without
 torch (running an ONNX export needs only them).
@@ -9,9 +9,25 @@ from typing import Any
 
 from featherface.models.config import DetectorConfig
 
-_LAZY = {name: "featherface.models.detector_net" for name in ("DetectorNet", "count_parameters", "parameters_by_group")}
+_LAZY = {
+    **{name: "featherface.models.detector_net" for name in ("DetectorNet", "count_parameters", "parameters_by_group")},
+    **{
+        name: "featherface.models.loader"
+        for name in ("ModelSpec", "ModelSpecError", "load_model", "require_trainable", "resolve_model")
+    },
+}
 
-__all__ = ["DetectorConfig", "DetectorNet", "count_parameters", "parameters_by_group"]
+__all__ = [
+    "DetectorConfig",
+    "DetectorNet",
+    "ModelSpec",
+    "ModelSpecError",
+    "count_parameters",
+    "load_model",
+    "parameters_by_group",
+    "require_trainable",
+    "resolve_model",
+]
 
 
 def __getattr__(name: str) -> Any:

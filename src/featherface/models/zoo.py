@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from featherface.models.checkpoint import load_checkpoint, read_checkpoint_config
 from featherface.models.config import (
     DetectorConfig,
     featherface_v1_config,
@@ -47,8 +48,6 @@ class UntrainedModelError(ValueError):
 
 def _shipped_config(name: str) -> Callable[[], DetectorConfig]:
     def config() -> DetectorConfig:
-        from featherface.checkpoint import read_checkpoint_config
-
         shipped = SHIPPED[name]
         return read_checkpoint_config(verified_path(shipped.checkpoint, shipped.checkpoint_sha256))[0]
 
@@ -123,8 +122,6 @@ def create_model(name: str, pretrained: bool = True, seed: int | None = None) ->
 
 
 def _load_shipped(name: str) -> DetectorNet:
-    from featherface.checkpoint import load_checkpoint
-
     shipped = SHIPPED[name]
     net, _ = load_checkpoint(verified_path(shipped.checkpoint, shipped.checkpoint_sha256))
     return net

@@ -22,10 +22,11 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
-from featherface.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
 from featherface.config_schema import ConfigError, build, rule
 from featherface.data.sample import resolve_dataset
+from featherface.fileio import atomic_write_bytes
 from featherface.losses.distill import DistillConfig
+from featherface.models.checkpoint import load_checkpoint, save_checkpoint
 from featherface.models.detector_net import DetectorNet, count_parameters
 from featherface.pruning.groups import LAYER_GROUPS, channel_spaces
 from featherface.pruning.hard import hard_prune

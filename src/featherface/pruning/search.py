@@ -44,6 +44,7 @@ import torch
 from optuna.distributions import BaseDistribution, FloatDistribution
 
 from featherface.config_schema import rule
+from featherface.latency import RelativeLatency
 from featherface.models.config import DetectorConfig
 from featherface.models.detector_net import DetectorNet, count_parameters
 from featherface.pruning.fpgm import kept_per_group
@@ -365,7 +366,7 @@ def run_search(
     ``evaluate(masked_copy, masks)`` fine-tunes the masked copy briefly and returns at least ``val_loss``.
     ``latency(config)`` gives a pruned architecture's time relative to the unpruned one; with
     ``config.latency_exponent > 0`` and none given, it is measured in onnxruntime
-    (:class:`featherface.benchmark.RelativeLatency`). ``settings`` (data, trial recipe, ...) join the search
+    (:class:`featherface.latency.RelativeLatency`). ``settings`` (data, trial recipe, ...) join the search
     settings that name the study. ``progress(done, info)`` is called after each trial with the study's count of
     completed trials.
     """
@@ -376,8 +377,6 @@ def run_search(
     sampler = ProbeFirstSampler(probe, config.seed, config.n_startup)
     study = open_study(storage, study_settings(net, config, settings), sampler, say)
     if config.latency_exponent > 0 and latency is None:
-        from featherface.benchmark import RelativeLatency
-
         latency = RelativeLatency(net.config, threads=config.latency_threads)
 
     def objective(trial: optuna.Trial) -> float:

@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from featherface.detection.matching import Targets
 from featherface.losses.distill import TERMS, DistillationLoss, DistillConfig, feature_distance
-from featherface.losses.multibox import Targets
 from featherface.models.detector_net import DetectorNet
 from featherface.training.config import TrainConfig, load_section_config
 from featherface.training.trainer import TaskObjective

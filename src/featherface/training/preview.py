@@ -8,10 +8,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from featherface.checkpoint import atomic_write_bytes
 from featherface.data.dataset import FaceDataset
 from featherface.data.sample import resolve_dataset
 from featherface.detection.api import IMAGE_MEAN_BGR
+from featherface.fileio import atomic_write_bytes
 from featherface.training.config import TrainConfig
 from featherface.visualize import BOX_COLOUR, LANDMARK_COLOURS
 

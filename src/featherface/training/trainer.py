@@ -34,12 +34,14 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
-from featherface.checkpoint import atomic_write_bytes, save_checkpoint
 from featherface.data.dataset import FaceDataset, collate
 from featherface.detection.api import Detector
+from featherface.detection.matching import Targets
 from featherface.detection.priors import PriorBox
 from featherface.evaluation.runner import evaluate_detector
-from featherface.losses.multibox import MultiBoxLoss, Targets, stack_targets
+from featherface.fileio import atomic_write_bytes
+from featherface.losses.multibox import MultiBoxLoss, stack_targets
+from featherface.models.checkpoint import save_checkpoint
 from featherface.models.detector_net import DetectorNet
 from featherface.training.config import TrainConfig
 from featherface.training.distributed import DistributedContext, init_distributed

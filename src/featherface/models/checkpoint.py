@@ -4,6 +4,10 @@
 Loading never executes code: safetensors holds plain tensors and strings. Files are written atomically (temp file +
 rename). Weights without an embedded architecture (converted from elsewhere) are described by their JSON alone,
 whose sha256 detects a pair from two different saves instead of half-loading it.
+
+Checkpoint files only: which file a MODEL argument names (zoo name, run directory, ``.onnx``) is
+:mod:`featherface.models.loader`'s business. torch is imported by the functions that build or read tensors, so
+:func:`resolve_checkpoint` (which file of a run directory) runs in the inference install too.
 """
 
 from __future__ import annotations
@@ -11,20 +15,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 
-from featherface.fileio import (
-    atomic_write_bytes,
-    default_file_mode,
-    sha256_of,
-    temp_file_beside,
-)  # atomic_write_bytes: re-exported
+from featherface.fileio import atomic_write_bytes, default_file_mode, sha256_of, temp_file_beside
 from featherface.models.config import DetectorConfig
-from featherface.models.detector_net import DetectorNet
+
+if TYPE_CHECKING:
+    import torch
+
+    from featherface.models.detector_net import DetectorNet
 
 CHECKPOINT_FORMAT = "featherface-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -51,6 +52,8 @@ def save_checkpoint(net: DetectorNet, path: str | Path, metadata: dict[str, Any]
     complete and each save is one atomic rename: a process killed between the two renames leaves a readable
     checkpoint (the JSON beside it may then describe the previous save and is ignored for that file).
     """
+    from safetensors.torch import save_file
+
     path = Path(path)
     if path.suffix != ".safetensors":
         raise CheckpointError(f"{path}: checkpoint files end in .safetensors")
@@ -128,7 +131,12 @@ def read_checkpoint_config(path: str | Path) -> tuple[DetectorConfig, dict[str, 
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[DetectorNet, dict[str, Any]]:
-    """Build the network the checkpoint describes and load its tensors strictly; returns ``(net, metadata)``."""
+    """Build the network the checkpoint describes (a ``.safetensors`` file, or a run directory's
+    :func:`resolve_checkpoint`) and load its tensors strictly; returns ``(net, metadata)``."""
+    from safetensors.torch import load_file
+
+    from featherface.models.detector_net import DetectorNet
+
     path = resolve_checkpoint(path)
     config, doc = read_checkpoint_config(path)
     check_tensor_shapes(path, config)
@@ -145,6 +153,10 @@ def check_tensor_shapes(path: Path, config: DetectorConfig) -> None:
     """The tensors ``config`` declares (its network built on the meta device: shapes only, no memory) against
     those in the file's header (no tensor read), or :class:`CheckpointError`. After it, loading allocates what the
     file holds and no more: an architecture cannot ask for more weights than its file carries."""
+    import torch
+
+    from featherface.models.detector_net import DetectorNet
+
     with torch.device("meta"):
         declared = {name: tuple(t.shape) for name, t in DetectorNet(config).state_dict().items()}
     try:
@@ -179,20 +191,3 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if path.suffix != ".safetensors":
         raise CheckpointError(f"{path}: expected a .safetensors checkpoint")
     return path
-
-
-def load_model(spec: str | Path, seed: int | None = None) -> DetectorNet:
-    """A torch model from a zoo name (with its shipped weights; ``seed``: of its untrained layers, see
-    :func:`~featherface.models.zoo.create_model`), a ``.safetensors`` checkpoint or a run directory."""
-    from featherface.models.zoo import ZOO, create_model
-
-    if str(spec) in ZOO:
-        return create_model(str(spec), seed=seed)
-    if str(spec).endswith(".onnx"):
-        raise CheckpointError(f"{spec}: an ONNX file runs in onnxruntime only; this needs a torch model")
-    if not Path(spec).exists():
-        raise CheckpointError(
-            f"{spec}: no such model: give a zoo name ({', '.join(ZOO)}), a .safetensors checkpoint or a run directory"
-        )
-    net, _ = load_checkpoint(spec)
-    return net

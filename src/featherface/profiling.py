@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -73,6 +74,20 @@ def model_info(net: DetectorNet, size: int = 640) -> dict[str, Any]:
         "modules": {name: {"params": groups[name], "seed_budget": SEED_BUDGET[name]} for name in MODULE_GROUPS},
         "seed_total_range": list(SEED_TOTAL_RANGE),
     }
+
+
+def describe_model(model: str | Path, size: int = 640) -> dict[str, Any]:
+    """:func:`model_info` of any MODEL argument (an ``.onnx`` file: of the architecture it carries), ``"model"``
+    saying which."""
+    if str(model).endswith(".onnx"):
+        from featherface.detection.runners import OnnxRunner
+
+        net = DetectorNet(OnnxRunner(model).config)
+    else:
+        from featherface.checkpoint import load_model
+
+        net = load_model(model)
+    return {**model_info(net, size), "model": str(model)}
 
 
 def format_info_table(info: dict[str, Any]) -> str:

@@ -242,6 +242,7 @@ def test_the_sample_preset_is_the_recipe_only_where_no_config_is_given_and_the_d
     assert config_source(None, "sample:train") == "sample"
     assert config_source(None, "/data/widerface") is None
     assert config_source(None) == "sample"  # the pipeline: its recipe names its data
+    assert config_source("") == "sample"  # as `pipeline --config ""` always ran
 
 
 def test_a_resumed_run_keeps_its_saved_options_except_length_time_device_and_workers(tmp_path):

@@ -87,6 +87,11 @@ def add_evaluate(sub: Any) -> None:
         help=f"score for recall/precision/NME (default {SCORE_THRESHOLD})",
     )  # fmt: skip
     p.add_argument("--strict", action="store_true", help="fail on the first bad label line instead of skipping it")
+    _add_output_options(p)
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    """Where the results and pictures go, and where the model runs."""
     p.add_argument("--json", help="write the results to this JSON file")
     p.add_argument("--plots", help="write PR-curve PNGs into this folder")
     p.add_argument(

@@ -33,10 +33,12 @@ def on_sample_set(data: str | Path) -> bool:
 def config_source(config: str | Path | None, data: str | None = None) -> str | Path | None:
     """The recipe of a run on ``data``: ``config`` (a YAML file or preset) when given; else the sample preset for
     the embedded set (``sample``, ``sample:train``...) or when no data is named (the pipeline, whose recipe names
-    its data); else None (the dataclasses' defaults)."""
+    its data; an empty ``config`` there too); else None (the dataclasses' defaults)."""
+    if data is None:
+        return config or SAMPLE_PRESET
     if config is not None:
         return config
-    return SAMPLE_PRESET if data is None or on_sample_set(data) else None
+    return SAMPLE_PRESET if on_sample_set(data) else None
 
 
 def run_config(

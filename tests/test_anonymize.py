@@ -243,6 +243,7 @@ def test_a_video_whose_output_cannot_be_written_costs_one_entry_not_the_run(tmp_
 
 def test_no_track_hides_only_the_faces_detected_in_each_frame(tmp_path, monkeypatch):
     from featherface import cli
+    from featherface.detection.run import DetectorChoice
 
     from .scripted import ScriptedDetector, write_video
 
@@ -252,7 +253,7 @@ def test_no_track_hides_only_the_faces_detected_in_each_frame(tmp_path, monkeypa
     script = [b if i != 4 else np.zeros((0, 4)) for i, b in enumerate(boxes)]  # missed in frame 4
     counts = {}
     for flags in ([], ["--no-track"]):
-        monkeypatch.setattr(cli, "_load_detector", lambda args, sources: (ScriptedDetector(script), 1))
+        monkeypatch.setattr(DetectorChoice, "load", lambda self, images: (ScriptedDetector(script), 1))
         out, index = tmp_path / f"out{len(flags)}", tmp_path / f"faces{len(flags)}.json"
         assert cli.main(["anonymize", str(video), "--out", str(out), "--json", str(index), *flags]) == 0
         (entry,) = json.loads(index.read_text())

@@ -14,6 +14,7 @@ missed in this one is hidden where the tracker predicts it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,14 +22,19 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from featherface import fileio
+
 if TYPE_CHECKING:
     from featherface.detection.api import Detector
+    from featherface.detection.run import DetectorChoice
     from featherface.detection.sources import OutputGuard, Source
     from featherface.detection.stream import Result
 
 MODES = ("blur", "pixelate", "solid")
 SHAPES = ("ellipse", "rect")
 RECALL_CONF_THRESHOLD = 0.3  # the module docstring says why
+# a missed face is a privacy failure: the most accurate shipped model by default
+ANONYMIZE_MODEL = "retinaface-mnet025"
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,12 @@ class Anonymized:
     error: str | None = None
     predicted: int = 0
 
+    def describe(self) -> str:
+        """``{input}: N face(s) hidden[ over F frame(s)][, P where the tracker predicted them] -> {output}``."""
+        frames = "" if self.frames is None else f" over {self.frames} frame(s)"
+        predicted = f", {self.predicted} where the tracker predicted them" if self.predicted else ""
+        return f"{self.input}: {self.faces} face(s) hidden{frames}{predicted} -> {self.output}"
+
     def to_json(self) -> dict[str, Any]:
         if self.error is not None:
             return {"input": str(self.input), "error": self.error}
@@ -193,3 +205,63 @@ def anonymize_files(
     # the detector's own boxes: a smoothed box can lag a moving face and leave its leading edge visible
     options.setdefault("tracker_config", TrackerConfig(smooth=False))
     return anonymize_results(detect_sources(detector, sources, track=track, **options), outputs, config)
+
+
+@dataclass
+class AnonymizeReport:
+    """What :func:`anonymize_to_folder` did: the files anonymised, the faces hidden in them (``predicted``: of
+    those, faces the detector missed in a video frame, hidden where the tracker predicted them), and the files
+    skipped (their summary, None when none was)."""
+
+    files: int = 0
+    faces: int = 0
+    predicted: int = 0
+    skipped: str | None = None
+
+    def add(self, item: Anonymized) -> None:
+        """Count one anonymised file."""
+        self.files += 1
+        self.faces += item.faces
+        self.predicted += item.predicted
+
+
+def anonymize_to_folder(
+    inputs: str | Path | Sequence[str | Path],
+    out_dir: str | Path,
+    choice: DetectorChoice | None = None,
+    config: AnonymizeConfig | None = None,
+    json_path: str | Path | None = None,
+    guard: fileio.OutputGuard | None = None,
+    track: bool = True,
+    strict: bool = False,
+    min_face: float | None = None,
+    max_face: float | None = None,
+    progress: bool = True,
+) -> AnonymizeReport:
+    """Anonymised copies of image files, folders and videos under ``out_dir`` (:func:`anonymize_files`), one JSON
+    entry per file (:meth:`Anonymized.to_json`) written to ``json_path`` as it comes and a line per file printed
+    above the progress bar. ``choice``: the detector (default: :data:`ANONYMIZE_MODEL` at
+    :data:`RECALL_CONF_THRESHOLD`); ``guard``: the caller's claimed outputs, told the inputs before any work. A
+    file that cannot be read keeps its entry, with its ``error``, and is counted (``strict``: stops the run)."""
+    from featherface.detection.run import DetectorChoice, claim_sources, face_size_options, files_run
+
+    choice = choice or DetectorChoice(ANONYMIZE_MODEL, conf=RECALL_CONF_THRESHOLD)
+    options = face_size_options(None, min_face, max_face)
+    guard = guard or fileio.OutputGuard()
+    sources = claim_sources(inputs, guard, skip=[out_dir])
+    report = AnonymizeReport()
+    with files_run(sources, choice, json_path, strict, progress) as run:
+        files = anonymize_files(
+            run.detector, sources, out_dir, config, guard, track=track, batch_size=choice.batch_size,
+            inference_threads=run.passes_at_once, **options,
+        )  # fmt: skip
+        with closing(files):
+            for item in files:
+                run.record(item.to_json())
+                if item.error is not None:
+                    run.skip(str(item.input), item.error)
+                else:
+                    run.say(item.describe())
+                    report.add(item)
+    report.skipped = run.skipped.finish()
+    return report

@@ -11,7 +11,7 @@ import math
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -252,3 +252,22 @@ def format_benchmark_table(rows: list[dict[str, Any]]) -> str:
             f"{r['median_ms']:>11.2f}{r['min_ms']:>9.2f}{r['max_ms']:>9.2f}{_cell(r['roofline_ms'], 10, 2)}"
         )
     return "\n".join(lines)
+
+
+def benchmark_threads(
+    models: list[str],
+    size: int = 640,
+    backend: str = "torch",
+    threads: Sequence[int] = (1,),
+    repeats: int = 30,
+    warmup: int = 3,
+    say: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """:func:`benchmark` at each of ``threads`` in turn: the rows of all, each count's table to ``say`` once done."""
+    rows: list[dict[str, Any]] = []
+    for count in threads:
+        timed = benchmark(models, size, backend, count, repeats, warmup)
+        say(f"backend {backend}, {count} thread(s), 1x3x{size}x{size}, {repeats} repeats")
+        say(format_benchmark_table(timed))
+        rows += timed
+    return rows

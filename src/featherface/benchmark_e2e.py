@@ -14,7 +14,7 @@ import itertools
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from featherface.fileio import save_figure
 
 STAGES = ("imread", "preprocess", "forward", "postprocess")
 BACKENDS = ("onnxruntime", "torch")
+STAGES_PLOT = "end_to_end_stages.png"  # the stage-share figure's file in a plots folder
 
 
 @dataclass
@@ -204,3 +205,21 @@ def plot_stage_shares(rows: list[dict[str, Any]], path: str | Path) -> Path:
     ax.set_xlabel("share of end-to-end time per image")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15 - 0.5 / len(rows)), ncol=len(STAGES), fontsize=8)
     return save_figure(fig, path)
+
+
+def run_end_to_end(
+    models: Sequence[str],
+    data: str,
+    plots: str | Path | None = None,
+    say: Callable[[str], None] = print,
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """:func:`benchmark_end_to_end` (``options``: its settings), its table to ``say`` under a line saying what was
+    counted, and with ``plots`` the stage shares drawn there (:data:`STAGES_PLOT`)."""
+    rows = benchmark_end_to_end(models, data, **options)
+    size = options.get("size")
+    say(f"{data}: {rows[0]['images']} images counted per row, conf {rows[0]['conf']}, size {size or 'original'}")
+    say(format_end_to_end_table(rows))
+    if plots:
+        say(f"stage shares: {plot_stage_shares(rows, Path(plots) / STAGES_PLOT)}")
+    return rows

@@ -10,15 +10,24 @@ aligned pixels. A face whose landmarks fix no alignment (all in one place, on on
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from featherface import fileio
 from featherface.align import ARCFACE_SIZE, DegenerateLandmarks, align_face
 
 if TYPE_CHECKING:
     from featherface.detection.api import Detector
+    from featherface.detection.run import DetectorChoice
     from featherface.detection.sources import OutputGuard, Source
     from featherface.detection.stream import Result
+
+# crops for recognition want the most precise landmarks: the WIDER-trained reference model by default
+CROP_MODEL = "retinaface-mnet025"
+INDEX_NAME = "crops.json"  # the index's name in the crops' folder, unless given
+CROP_MARGIN = 0.0  # no context around the template's frame: ArcFace's own crop
 
 
 def crop_path(out_dir: Path, result: Result, face: int) -> Path:
@@ -81,3 +90,79 @@ def crop_files(
 
     results = detect_sources(detector, sources, tracker_config=TrackerConfig(smooth=False), **options)
     return crop_results(results, out_dir, guard or OutputGuard(sources), crop_size, margin)
+
+
+def index_path(out_dir: str | Path, json_path: str | Path | None = None) -> Path:
+    """Where :func:`crop_to_folder` writes its index: ``json_path``, else :data:`INDEX_NAME` in ``out_dir``."""
+    return Path(json_path) if json_path else Path(out_dir) / INDEX_NAME
+
+
+@dataclass
+class CropReport:
+    """What :func:`crop_to_folder` wrote: ``crops`` aligned crops of ``crop_size`` pixels from ``files`` input files
+    into ``out_dir`` (the index at ``index``), the faces left without a crop by reason, and the files skipped (their
+    summary, None when none was)."""
+
+    out_dir: Path
+    index: Path
+    files: int
+    crop_size: int
+    crops: int = 0
+    faces_without_crop: dict[str, int] = field(default_factory=dict)  # reason -> faces
+    skipped: str | None = None
+
+    def add(self, entry: dict[str, Any]) -> None:
+        """Count one index entry of a readable file: a crop, or a face without one."""
+        if entry["crop"] is None:
+            self.faces_without_crop[entry["skipped"]] = self.faces_without_crop.get(entry["skipped"], 0) + 1
+        else:
+            self.crops += 1
+
+    def lines(self) -> list[str]:
+        side = f"{self.crop_size}x{self.crop_size}"
+        lines = [f"{self.crops} aligned {side} crop(s) from {self.files} file(s) in {self.out_dir}; index {self.index}"]
+        if self.faces_without_crop:
+            reasons = ", ".join(f"{count} {reason}" for reason, count in self.faces_without_crop.items())
+            faces = sum(self.faces_without_crop.values())
+            lines.append(f'{faces} face(s) without a crop ({reasons}): in the index with "skipped"')
+        return lines
+
+
+def crop_to_folder(
+    inputs: str | Path | Sequence[str | Path],
+    out_dir: str | Path,
+    choice: DetectorChoice | None = None,
+    crop_size: int = ARCFACE_SIZE,
+    margin: float = CROP_MARGIN,
+    json_path: str | Path | None = None,
+    guard: fileio.OutputGuard | None = None,
+    strict: bool = False,
+    min_face: float | None = None,
+    max_face: float | None = None,
+) -> CropReport:
+    """One aligned crop per face of image files, folders and videos under ``out_dir`` (:func:`crop_files`), and
+    the index linking each crop to its image, box, score and landmarks, written to :func:`index_path` as it
+    comes. ``choice``: the detector (default: :data:`CROP_MODEL`); ``guard``: the caller's claimed outputs (the
+    index among them), told the inputs before any work. A file that cannot be read keeps its index entry, with its
+    ``error``, and is counted (``strict``: stops the run)."""
+    from featherface.detection.run import DetectorChoice, claim_sources, face_size_options, files_run
+
+    choice = choice or DetectorChoice(CROP_MODEL)
+    options = face_size_options(None, min_face, max_face)
+    guard = guard or fileio.OutputGuard()
+    sources = claim_sources(inputs, guard, skip=[out_dir])
+    report = CropReport(Path(out_dir), index_path(out_dir, json_path), len(sources), crop_size)
+    with files_run(sources, choice, report.index, strict, progress=False) as run:
+        entries = crop_files(
+            run.detector, sources, out_dir, crop_size, margin, guard, batch_size=choice.batch_size,
+            inference_threads=run.passes_at_once, **options,
+        )  # fmt: skip
+        with closing(entries):
+            for entry in entries:
+                run.record(entry)
+                if "error" in entry:
+                    run.skip(entry["image"], entry["error"])
+                else:
+                    report.add(entry)
+    report.skipped = run.skipped.finish()
+    return report

@@ -100,17 +100,23 @@ class OutputGuard:
 
     ``inputs``: ``(path, what)`` pairs, ``what`` saying how the command came to read it (``"--config"``,
     ``"labels of --data"``; None for the images and videos it was given). Paths are compared by their real path,
-    so a symbolic link or ``./`` spelling cannot slip an output past an input.
+    so a symbolic link or ``./`` spelling cannot slip an output past an input. Inputs and claims may come in any
+    order: an input added after an output claimed at its path is refused the same way (a caller claims its
+    outputs, then the API it calls adds the inputs it resolves, before any work).
     """
 
     def __init__(self, inputs: Iterable[tuple[str | Path, str | None]] = ()) -> None:
         self.inputs: dict[str, tuple[Path, str | None]] = {}
         self.claimed: dict[str, object] = {}
+        self.outputs: dict[str, Path] = {}  # real path -> the output as claimed
         for path, what in inputs:
             self.add_input(path, what)
 
     def add_input(self, path: str | Path, what: str | None = None) -> None:
-        self.inputs.setdefault(os.path.realpath(path), (Path(path), what))
+        real = os.path.realpath(path)
+        self.inputs.setdefault(real, (Path(path), what))
+        if real in self.claimed:
+            self._refuse(self.outputs[real], self.claimed[real])
 
     def add_inputs(self, paths: Iterable[str | Path], what: str | None = None) -> None:
         for path in paths:
@@ -121,11 +127,15 @@ class OutputGuard:
         output = Path(output)
         real = os.path.realpath(output)
         if real in self.inputs:
-            path, what = self.inputs[real]
-            named = f" ({what})" if what else ""
-            remedy = f"write {by} elsewhere" if isinstance(by, str) else "choose an output folder apart from the inputs"
-            raise ValueError(f"{output}: refusing to overwrite the input {path}{named}; {remedy}")
+            self._refuse(output, by)
         owner = self.claimed.setdefault(real, by)
         if owner != by:
             raise ValueError(f"{output}: both {owner} and {by} would write it")
+        self.outputs.setdefault(real, output)
         return output
+
+    def _refuse(self, output: Path, by: object) -> None:
+        path, what = self.inputs[os.path.realpath(output)]
+        named = f" ({what})" if what else ""
+        remedy = f"write {by} elsewhere" if isinstance(by, str) else "choose an output folder apart from the inputs"
+        raise ValueError(f"{output}: refusing to overwrite the input {path}{named}; {remedy}")

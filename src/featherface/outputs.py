@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from featherface.fileio import OutputGuard
 
@@ -72,4 +73,23 @@ def guard_inputs(
     for flag, spec in (datasets or {}).items():
         guard.add_inputs(dataset_files(spec), f"labels of {flag}")
     guard.add_inputs(images or [])
+    return guard
+
+
+def pipeline_datasets(pipe: Any) -> dict[str, str]:
+    """The datasets a :class:`~featherface.pipeline.PipelineConfig` names, labelled for :func:`guard_inputs`'
+    ``datasets``: its data, its val and each of its report_data."""
+    datasets = {f"pipeline {name}": spec for name, spec in (("data", pipe.data), ("val", pipe.val))}
+    datasets.update({f"pipeline report_data {spec}": spec for spec in pipe.report_data})
+    return datasets
+
+
+def guard_outputs(outputs: Mapping[str, str | Path | None], **inputs: Any) -> OutputGuard:
+    """A new guard told the inputs (:func:`guard_inputs`' ``models``, ``configs``, ``datasets``, ``images``), then
+    each output claimed by its name (``{"--json": path}``; None: not written), before any work: one over an input
+    raises ``ValueError`` naming the file. A run adds the inputs it resolves later (images, videos)."""
+    guard = guard_inputs(OutputGuard(), **inputs)
+    for name, path in outputs.items():
+        if path:
+            guard.claim(Path(path), name)
     return guard

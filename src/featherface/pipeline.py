@@ -26,6 +26,7 @@ from featherface.models.loader import load_model
 from featherface.models.zoo import ZOO, create_model, start_from_teacher_backbone
 from featherface.profiling import gflops
 from featherface.training.config import config_path, load_section, load_train_config
+from featherface.training.run import config_source as recipe
 
 # The folders of a pipeline run (its phases, their SFP run, cached teacher labels, figures), where its saves write.
 PIPELINE_FOLDERS = ("0-teacher", "1-distill", "2-prune", "2-prune/sfp", "3-finetune", "teacher-labels", "plots")
@@ -62,7 +63,7 @@ class PipelineConfig:
 def load_pipeline_config(source: str | Path | None) -> PipelineConfig:
     """The ``pipeline:`` section of a config file or preset (default: the sample preset). A config without one is
     an error: the pipeline would not know its data."""
-    source = source or "sample"
+    source = recipe(source)
     data = load_section(source, "pipeline")
     if "data" not in data:
         raise ConfigError(
@@ -101,7 +102,7 @@ def run_pipeline(config_source: str | Path | None, out_dir: str | Path) -> dict[
     from featherface.training.distill import DistillObjective, distillation_data, load_distill_config
     from featherface.training.trainer import Trainer
 
-    source = config_source or "sample"
+    source = recipe(config_source)
     pipe = load_pipeline_config(source)
     train = load_train_config(source, {"data": pipe.data, "val": pipe.val})
     prune_config = load_prune_config(source)
@@ -344,7 +345,7 @@ def _draw_val_detections(spec: str, val: list, path: Path) -> None:
     import cv2
     import numpy as np
 
-    from featherface.visualize import draw_detections
+    from featherface.detection.visualize import draw_detections
 
     detector = Detector.load(spec, device="cpu")
     tiles = []

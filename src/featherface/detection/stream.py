@@ -12,7 +12,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from queue import Empty, Full, Queue
 from typing import Any, Generic, Protocol, TypeVar
@@ -31,6 +31,7 @@ from featherface.detection.sources import (
     write_image,
 )
 from featherface.detection.tracking import FaceTracker, TrackerConfig, follow_boxes
+from featherface.errors import ParameterError
 
 T = TypeVar("T")
 
@@ -372,7 +373,7 @@ def close_iterator(items: Iterable[Any]) -> None:
         close()
 
 
-class InputError(ValueError):
+class InputError(ParameterError):
     """The inputs as a whole are unusable: no file could be read, or (strict) one could not."""
 
 
@@ -395,7 +396,7 @@ class SkippedFiles:
 
     def add(self, name: str, reason: str) -> None:
         if self.strict:
-            raise InputError(f"{name}: {reason} ({self.strict_name})")
+            raise InputError(lambda named: f"{name}: {reason} ({named(self.strict_name)})")
         self.by_reason.setdefault(reason, []).append(name)
 
     @property
@@ -418,3 +419,24 @@ class SkippedFiles:
                 raise InputError(f"{names[0]}: {reason}")
             raise InputError(f"no input could be read: {self.summary()}")
         return self.summary()
+
+
+@dataclass
+class VideoTotals:
+    """What a run found in one video: frames read, faces over them, and the tracks they formed."""
+
+    frames: int = 0
+    faces: int = 0
+    tracks: set[int] = field(default_factory=set)
+
+    def add(self, result: Result) -> None:
+        """Count one readable frame."""
+        self.frames += 1
+        self.faces += len(result.detections)
+        if result.track_ids is not None:
+            self.tracks.update(result.track_ids.tolist())
+
+    def describe(self) -> str:
+        """``N frame(s), M face(s)``, with ``, K track(s)`` when faces were tracked."""
+        tracked = f", {len(self.tracks)} track(s)" if self.tracks else ""
+        return f"{self.frames} frame(s), {self.faces} face(s){tracked}"

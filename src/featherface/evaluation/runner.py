@@ -154,7 +154,7 @@ def write_drawn_copies(
     (``path``, ``reason``, ``where``: the copy); the others are written."""
     from featherface.detection.sources import failure_reason, write_image
     from featherface.detection.stream import FILE_ERRORS
-    from featherface.visualize import draw_detections
+    from featherface.detection.visualize import draw_detections
 
     unwritten: list[dict[str, str]] = []
     for ann, found in zip(annotations, detections, strict=True):

@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import json
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from torch import nn
 
 from featherface.config_schema import ConfigError, build, rule
 from featherface.data.sample import resolve_dataset
+from featherface.errors import ParameterError
 from featherface.fileio import atomic_write_bytes
 from featherface.losses.distill import DistillConfig
 from featherface.models.checkpoint import load_checkpoint, save_checkpoint
@@ -80,8 +82,9 @@ class PruneConfig:
         return build(cls, data, where, prefix, what="pruning")
 
 
-def load_prune_config(source: str | Path | None) -> PruneConfig:
-    """The ``prune:`` section of a preset name or YAML file (defaults without one)."""
+def load_prune_config(source: str | Path | None, overrides: Mapping[str, Any] | None = None) -> PruneConfig:
+    """The ``prune:`` section of a preset name or YAML file (defaults without one), then ``overrides``: values
+    by dotted field name (``search.trials``; None: not given), checked as the file's are."""
     from featherface.training.config import config_path, load_section_config
 
     config = load_section_config(PruneConfig, source, "prune", "pruning")
@@ -89,7 +92,33 @@ def load_prune_config(source: str | Path | None) -> PruneConfig:
         check_latency_settings(config.search)
     except SearchError as exc:
         raise ConfigError(f"{config_path(source)}: prune.search.latency_target: {exc}") from None
+    given = {key: value for key, value in (overrides or {}).items() if value is not None}
+    if not given:
+        return config
+    config = PruneConfig.from_dict(with_dotted(dataclasses.asdict(config), given), "command line", "prune.")
+    try:
+        check_latency_settings(config.search)
+    except SearchError as exc:
+        reason = str(exc)
+        raise ParameterError(lambda n: f"{n('latency_target')}: {reason} ({n('latency_exponent')})") from None
     return config
+
+
+def with_dotted(data: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` (nested mappings) with ``values`` set by dotted key (``search.trials``), sections copied, not
+    changed; a key naming no section raises ``ConfigError``."""
+    data = dict(data)
+    for dotted, value in values.items():
+        *sections, name = dotted.split(".")
+        level = data
+        for section in sections:
+            if not isinstance(level.get(section), dict):
+                raise ConfigError(f"{dotted}: {section} is not a section of the options")
+            copied = dict(level[section])
+            level[section] = copied
+            level = copied
+        level[name] = value
+    return data
 
 
 def _objective(

@@ -11,9 +11,9 @@ import numpy as np
 from featherface.data.dataset import FaceDataset
 from featherface.data.sample import resolve_dataset
 from featherface.detection.api import IMAGE_MEAN_BGR
+from featherface.detection.visualize import BOX_COLOUR, LANDMARK_COLOURS
 from featherface.fileio import atomic_write_bytes
-from featherface.training.config import TrainConfig
-from featherface.visualize import BOX_COLOUR, LANDMARK_COLOURS
+from featherface.training.config import TrainConfig, load_train_config
 
 TILE = 256
 
@@ -47,3 +47,14 @@ def write_batch_preview(config: TrainConfig, path: str | Path, count: int = 16, 
     path = Path(path)
     atomic_write_bytes(path, encoded.tobytes())
     return path
+
+
+def preview_batch(
+    data: str, path: str | Path, config: str | Path | None = None, count: int = 16, epoch: int = 0
+) -> Path:
+    """:func:`write_batch_preview` of ``data`` under the augmentation of ``config``'s recipe (the sample preset for
+    the embedded set: :func:`featherface.training.run.config_source`)."""
+    from featherface.training.run import config_source
+
+    options = load_train_config(config_source(config, data), {"data": data})
+    return write_batch_preview(options, path, count=count, epoch=epoch)

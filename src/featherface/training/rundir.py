@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from featherface.errors import ParameterError
 from featherface.fileio import remove_stale_temp_files
 
 # What the training-like commands write into a run directory (trainer, prune, finetune): the files --overwrite
@@ -27,8 +28,9 @@ _CONTINUED_BY_DESIGN = ("study.db",)
 RUN_SUBFOLDERS = ("sfp", "teacher-labels")
 
 
-class RunExistsError(ValueError):
-    """The output directory holds a run that the command would overwrite; the message names it and the way out."""
+class RunExistsError(ParameterError):
+    """The output directory holds a run that the command would overwrite; the message names it and the way out
+    (by the parameters of :func:`prepare_run_dir`, and those of ``inputs``)."""
 
 
 def run_outputs(out_dir: Path) -> list[str]:
@@ -64,12 +66,14 @@ def prepare_run_dir(
     - ``resume``: the run is continued as it is;
     - otherwise a directory holding a run (:data:`RUN_OUTPUTS`) is refused, unless ``overwrite``: then its outputs
       are removed first (said, file by file; nothing else in the directory is touched), so no checkpoint, metric
-      row or study of the old run mixes with the new one. ``inputs`` (``(flag, path)``, e.g. ``("--model", ...)``)
-      must not be the directory itself nor among what is removed.
+      row or study of the old run mixes with the new one. ``inputs`` (``(parameter, path)``, e.g. ``("model",
+      ...)``) must not be the directory itself nor among what is removed.
     """
     out = Path(out_dir)
     if resume and overwrite:
-        raise RunExistsError("--resume continues a run and --overwrite replaces it: give one of them")
+        raise RunExistsError(
+            lambda n: f"{n('resume')} continues a run and {n('overwrite')} replaces it: give one of them"
+        )
     stale = [path for folder in (out, *(out / name for name in RUN_SUBFOLDERS)) for path in
              remove_stale_temp_files(folder)]  # fmt: skip
     if stale:
@@ -80,15 +84,21 @@ def prepare_run_dir(
     if not overwrite:
         if [name for name in found if name not in _CONTINUED_BY_DESIGN]:
             raise RunExistsError(
-                f"{out}: already holds a run ({', '.join(found)}); add --resume to continue it, --overwrite to "
-                "replace it, or give another --out"
+                lambda n: (
+                    f"{out}: already holds a run ({', '.join(found)}); add {n('resume')} to continue it, "
+                    f"{n('overwrite')} to replace it, or give another {n('out')}"
+                )
             )
         return
-    for flag, spec in inputs:  # a run directory given as input is read through the outputs replaced
+    for parameter, spec in inputs:  # a run directory given as input is read through the outputs replaced
         if spec is None or not Path(spec).exists():
             continue
         if Path(spec).resolve() == out.resolve() or any(_inside(Path(spec), out / name) for name in found):
-            raise RunExistsError(f"{out}: --overwrite would delete the input {flag} {spec}; give another --out")
+            raise RunExistsError(
+                lambda n, given=parameter, spec=spec: (
+                    f"{out}: {n('overwrite')} would delete the input {n(given)} {spec}; give another {n('out')}"
+                )
+            )
     say(f"--overwrite: replacing the run in {out}: removing {', '.join(_describe(out, name) for name in found)}")
     for name in found:
         path = out / name

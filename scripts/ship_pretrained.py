@@ -21,10 +21,10 @@ from pathlib import Path
 from featherface.data.pool import HOLDOUT_FRACTION
 from featherface.export.onnx import export_onnx
 from featherface.fileio import sha256_of
-from featherface.models.checkpoint import load_checkpoint, save_checkpoint
+from featherface.models.checkpoint import load_checkpoint, read_checkpoint_config, save_checkpoint
 from featherface.models.detector_net import count_parameters
 from featherface.training.config import read_config_file
-from featherface.weights import shipped_path
+from featherface.weights import SHIPPED, shipped_path
 
 DATA_TERMS = (
     "trained on ../shared/data/photos (ShanghaiTech, Helen, AFW, Caltech WebFaces photos): research-use terms, "
@@ -55,12 +55,29 @@ def provenance(run: Path, config: str, commit: str | None = None) -> dict:
         "student": pipe.get("student", "nano-b"),
         "student_init": pipe.get("student_init", "own"),  # "teacher-backbone": the teacher's WIDER-trained backbone
         "distill_epochs": pipe.get("distill_epochs"),
+        "distill_lr": pipe.get("distill_lr"),
+        # a run that continued the shipped distilled student: where that one came from (its own provenance)
+        "student_provenance": _student_provenance(pipe) if pipe.get("student_init", "own") == "own" else None,
         "calibration": report.get("calibration"),  # phase 4's logit offset, if the run calibrated
         "terms": DATA_TERMS,
         "git_commit": commit or _git_commit(),
         "timings_s": report.get("timings_s"),
         "pruning": _pruning(run),
     }
+
+
+def _student_provenance(pipe: dict) -> dict | None:
+    student = pipe.get("student", "nano-b")
+    if student not in SHIPPED:
+        return None
+    _, doc = read_checkpoint_config(shipped_path(SHIPPED[student].checkpoint))
+    return doc.get("metadata", {}).get("provenance")
+
+
+def _kept_as_shipped(run: Path) -> bool:
+    """Whether phase 1 kept the shipped student as it was (distill_epochs 0): then it is not shipped again."""
+    phase = run / "1-distill" / "phase.json"
+    return phase.is_file() and json.loads(phase.read_text()).get("epochs") == 0
 
 
 def _pruning(run: Path) -> dict | None:
@@ -87,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         "nano_b_pretrained": calibrated if calibrated.is_file() else args.run / "3-finetune" / "deployed.safetensors",
         "nano_b_distilled": args.run / "1-distill" / "best.safetensors",
     }
+    if _kept_as_shipped(args.run):
+        del targets["nano_b_distilled"]
+        print("nano_b_distilled: phase 1 kept the shipped one (distill_epochs 0), left as it is")
     existing = [shipped_path(f"{name}.safetensors") for name in targets]
     if not args.overwrite and any(path.exists() for path in existing):
         parser.error(f"{', '.join(str(p) for p in existing if p.exists())} already shipped; --overwrite replaces")

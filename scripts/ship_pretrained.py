@@ -19,11 +19,11 @@ import sys
 from pathlib import Path
 
 from featherface.checkpoint import load_checkpoint, save_checkpoint
+from featherface.config_schema import read_config_file
 from featherface.data.pool import HOLDOUT_FRACTION
 from featherface.export.onnx import export_onnx
 from featherface.fileio import sha256_of
 from featherface.models.detector_net import count_parameters
-from featherface.training.config import read_config_file
 from featherface.weights import shipped_path
 
 DATA_TERMS = (

@@ -18,12 +18,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from featherface.config_schema import read_config_file
 from featherface.data.pool import HOLDOUT_FRACTION
 from featherface.export.onnx import export_onnx
 from featherface.fileio import sha256_of
 from featherface.models.checkpoint import load_checkpoint, read_checkpoint_config, save_checkpoint
 from featherface.models.detector_net import count_parameters
-from featherface.training.config import read_config_file
 from featherface.weights import SHIPPED, shipped_path
 
 DATA_TERMS = (

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -17,8 +16,9 @@ from featherface.benchmark import benchmark, format_benchmark_table, onnx_conv_g
 from featherface.benchmark_e2e import STAGES, benchmark_end_to_end
 from featherface.cli import main
 
-YUNET = Path(__file__).resolve().parents[2] / "shared" / "weights" / "peers" / "yunet_n_dynamic.onnx"
-needs_yunet = pytest.mark.skipif(not YUNET.is_file(), reason=f"{YUNET} not present")
+from .conftest import YUNET, needs_shared
+
+needs_yunet = needs_shared(YUNET)
 ROW_KEYS = {"model", "backend", "threads", "images", "images_per_s", "median_ms", "mean_ms", "faces_per_image"}
 ROW_KEYS |= {f"{stage}_{what}" for stage in STAGES for what in ("ms", "share")}
 

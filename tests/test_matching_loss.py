@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from featherface.detection.boxes import cxcywh_to_xyxy, decode_boxes, decode_landmarks
@@ -71,7 +72,8 @@ def test_loss_is_small_for_perfect_predictions_and_grows_with_error():
     # smooth-L1 of 0.5 is 0.125 per coordinate: 4 per box, 10 per landmark set, per positive
     assert worse_loss["box"].item() == torch.tensor(0.125 * 4).item()
     assert abs(worse_loss["landmarks"].item() - 0.125 * 10) < 1e-5
-    assert worse_loss["total"].item() == torch.tensor(2.0 * 0.5 + 1.25).item() or abs(worse_loss["total"] - 2.25) < 1e-4
+    # total = box_weight 2 x 0.5 + landmark_weight 1 x 1.25 + classification (logits of +-20: e^-40, nothing)
+    assert worse_loss["total"].item() == pytest.approx(2.0 * 0.5 + 1.0 * 1.25, abs=1e-5)
 
 
 def test_box_weight_from_config():

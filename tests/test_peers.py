@@ -4,7 +4,6 @@ and its vectorised decoding equals a cell-by-cell loop written from OpenCV's Fac
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,12 +14,11 @@ from featherface.detection import Detector, PostprocessConfig
 from featherface.detection.boxes import box_iou
 from featherface.detection.peers import YUNET_STRIDES, YuNetRunner, yunet_postprocess
 
+from .conftest import YUNET, needs_shared
 from .test_boxes import brute_force_nms
 
 # Peer weights live beside the repository (../shared), never in it.
-YUNET = Path(__file__).resolve().parents[2] / "shared" / "weights" / "peers" / "yunet_n_dynamic.onnx"
-
-pytestmark = pytest.mark.skipif(not YUNET.is_file(), reason=f"{YUNET} not present")
+pytestmark = needs_shared(YUNET)
 
 
 @pytest.fixture(scope="module")

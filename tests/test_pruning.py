@@ -2,7 +2,6 @@
 
 import copy
 import itertools
-import math
 import os
 import subprocess
 import sys
@@ -386,8 +385,11 @@ def test_latency_target_charges_only_time_above_it():
 
 
 def test_a_latency_target_without_the_latency_term_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"^latency_target: latency_target needs .*\(latency_exponent > 0\)"):
+        SearchConfig(trials=1, latency_target=0.6)  # refused when made
     net = create_model("nano-b", pretrained=False)
-    config = SearchConfig(trials=1, latency_target=0.6)
+    config = SearchConfig(trials=1)
+    config.latency_target = 0.6  # set past the check: the search refuses it too
     with pytest.raises(SearchError, match="latency_exponent"):
         run_search(net, lambda c, m: {"val_loss": 1.0}, config, f"sqlite:///{tmp_path / 's.db'}")
     assert "latency_target" not in study_settings(net, SearchConfig())["search"]  # older studies keep their names
@@ -424,14 +426,26 @@ def test_hardware_aware_search_records_and_uses_the_latency(tmp_path):
         assert pruned_config(net, masks).to_dict() == seen[trial.number].to_dict()  # the trial's own architecture
 
 
-def test_relative_latency_probe_times_deployment_graphs():
+def test_relative_latency_probe_times_deployment_graphs(monkeypatch):
+    """The probe runs the candidate's and the reference's exported deployment graphs on its batch and divides the
+    candidate's median time by the reference's. The clock is stood in for: medians 2 ms and 5 ms give 0.4."""
     from featherface.latency import RelativeLatency
 
+    timed = {}
+
+    def round_robin(runs, repeats, warmup=3):
+        timed.update(repeats=repeats, outputs={key: run() for key, run in runs.items()})
+        return {"candidate": [3.0, 1.0, 2.0], "reference": [4.0, 6.0, 5.0]}
+
+    monkeypatch.setattr(sys.modules[RelativeLatency.__module__], "time_round_robin", round_robin)
     probe = RelativeLatency(nano_b_config(), size=128, repeats=2)
     net = create_model("nano-b", pretrained=False)
     masks = compute_masks(net, probe_rates(net, SearchConfig()))
-    ratio = probe(pruned_config(net, masks))
-    assert math.isfinite(ratio) and ratio > 0
+    assert probe(pruned_config(net, masks)) == pytest.approx(2.0 / 5.0)
+    assert timed["repeats"] == 2 and set(timed["outputs"]) == {"candidate", "reference"}
+    priors = 2 * (16 * 16 + 8 * 8 + 4 * 4)  # two anchors per cell at strides 8, 16, 32 of a 128-px input
+    for outputs in timed["outputs"].values():  # boxes, face logits, landmarks
+        assert [output.shape for output in outputs] == [(1, priors, 4), (1, priors, 2), (1, priors, 10)]
 
 
 def test_trials_with_the_same_widths_reuse_the_first_ones_scores(tmp_path, monkeypatch):

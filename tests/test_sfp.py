@@ -156,7 +156,7 @@ def test_config_sections_load_alone_and_pipeline_needs_its_section(tmp_path):
     only_prune.write_text("prune:\n  sfp_epochs: 3\ndistill:\n  temperature: 2.0\n  alpha: 0.5\n")
     assert load_train_config(only_prune).epochs == 250  # no train: section -> defaults, not an error
     assert load_prune_config(only_prune).sfp_epochs == 3
-    distill = load_distill_config(str(only_prune), alpha=0.9, temperature=None)
+    distill = load_distill_config(str(only_prune), {"alpha": 0.9, "temperature": None})
     assert (distill.temperature, distill.alpha) == (2.0, 0.9)
     with pytest.raises(ValueError, match="no pipeline: section"):
         load_pipeline_config(only_prune)

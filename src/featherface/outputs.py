@@ -39,7 +39,7 @@ def config_files(source: str | Path | None) -> list[Path]:
     """The YAML file of a ``--config`` (a preset's file in the package, or the path given)."""
     if source is None:
         return []
-    from featherface.training.config import config_path
+    from featherface.config_schema import config_path
 
     path = config_path(source)
     return [path] if path.is_file() else []

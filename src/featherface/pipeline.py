@@ -10,30 +10,35 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from featherface.config_schema import ConfigError, build, rule
+from featherface.config_schema import Config, ConfigError, FieldError, config_path, load_config, load_section, rule
 from featherface.detection.api import Detector
 from featherface.detection.image import read_image
 from featherface.evaluation.voc import format_metric
 from featherface.fileio import atomic_write_bytes, remove_stale_temp_files, save_figure
 from featherface.models.checkpoint import load_checkpoint, save_checkpoint
 from featherface.models.config import STUDENT_INITS
-from featherface.models.detector_net import count_parameters
+from featherface.models.detector_net import DetectorNet, count_parameters
 from featherface.models.loader import load_model
 from featherface.models.zoo import ZOO, create_model, start_from_teacher_backbone
 from featherface.profiling import gflops
-from featherface.training.config import config_path, load_section, load_train_config
+from featherface.training.config import TrainConfig, load_train_config
 from featherface.training.run import config_source as recipe
+
+if TYPE_CHECKING:
+    from featherface.losses.distill import DistillConfig
+    from featherface.pruning.phases import PruneConfig
 
 # The folders of a pipeline run (its phases, their SFP run, cached teacher labels, figures), where its saves write.
 PIPELINE_FOLDERS = ("0-teacher", "1-distill", "2-prune", "2-prune/sfp", "3-finetune", "teacher-labels", "plots")
 
 
 @dataclass
-class PipelineConfig:
+class PipelineConfig(Config):
     data: str = "sample:train"
     val: str = "sample:val"  # labelled data, or a pool's hold-out (DIR:holdout) labelled by the teacher
     report_data: list[str] = dataclasses.field(default_factory=list)  # more labelled sets scored in the report
@@ -55,14 +60,27 @@ class PipelineConfig:
     # wants less than it was distilled at: 2 more pool epochs at 2e-3 lowered the shipped one's hold-out AP
     # 0.818 -> 0.809.
     distill_lr: float | None = dataclasses.field(default=None, metadata=rule(gt=0))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.distill_epochs == 0 and (
+            self.student_init != "own" or self.student not in ZOO or not ZOO[self.student].trained
+        ):
+            raise FieldError(
+                "distill_epochs",
+                "0 keeps the student as it is, which needs a zoo student with shipped weights and student_init: "
+                f"own (got student {self.student!r}, student_init {self.student_init!r})",
+            )
+
     benchmark_size: int = dataclasses.field(default=640, metadata=rule(ge=32, le=4096))  # as augment.image_size
     benchmark_threads: int = dataclasses.field(default=2, metadata=rule(ge=1))
     benchmark_repeats: int = dataclasses.field(default=20, metadata=rule(ge=1))
 
 
-def load_pipeline_config(source: str | Path | None) -> PipelineConfig:
-    """The ``pipeline:`` section of a config file or preset (default: the sample preset). A config without one is
-    an error: the pipeline would not know its data."""
+def load_pipeline_config(source: str | Path | None, overrides: Mapping[str, Any] | None = None) -> PipelineConfig:
+    """The ``pipeline:`` section of a config file or preset (default: the sample preset), then ``overrides`` (dotted
+    keys as in :func:`featherface.config_schema.load_config`). A config without one is an error: the pipeline would
+    not know its data."""
     source = recipe(source)
     data = load_section(source, "pipeline")
     if "data" not in data:
@@ -70,15 +88,7 @@ def load_pipeline_config(source: str | Path | None) -> PipelineConfig:
             f"{config_path(source)}: no pipeline: section naming its data (pipeline: data: ..., val: ...); "
             "see src/featherface/configs/sample.yaml or pool.yaml for one"
         )
-    pipe = build(PipelineConfig, data, str(config_path(source)), "pipeline.", what="pipeline")
-    if pipe.distill_epochs == 0 and (pipe.student_init != "own" or pipe.student not in ZOO
-                                     or not ZOO[pipe.student].trained):  # fmt: skip
-        raise ConfigError(
-            f"{config_path(source)}: pipeline.distill_epochs: 0 keeps the student as it is, which needs a zoo "
-            f"student with shipped weights and student_init: own (got student {pipe.student!r}, student_init "
-            f"{pipe.student_init!r})"
-        )
-    return pipe
+    return load_config(source, "pipeline", PipelineConfig, overrides)
 
 
 def _done(folder: Path) -> dict[str, Any] | None:
@@ -96,18 +106,60 @@ def _say(message: str) -> None:
     print(f"[pipeline] {message}", flush=True)
 
 
+@dataclass
+class PipelineRun:
+    """What the phases of one run share: its configs and folder, and what phase 0 gives the others (the teacher
+    network, the model argument naming it, and the training / validation annotations it may have labelled)."""
+
+    pipe: PipelineConfig
+    train: TrainConfig
+    prune: PruneConfig
+    distill: DistillConfig
+    out: Path
+    teacher: DetectorNet | None = None
+    teacher_spec: str = ""
+    train_annotations: list = dataclasses.field(default_factory=list)
+    val: list | None = None
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase of the pipeline. ``run(pipeline_run, folder)`` does its work in ``folder`` (``RUN/dir``) and returns
+    what its ``phase.json`` records; a folder holding that file is done and skipped on a rerun. ``run`` None: nothing
+    to do (a teacher with shipped weights, calibration not asked for). ``then`` gives the later phases what they
+    take from this one, whether it ran now or in an earlier attempt."""
+
+    name: str  # its key in the report's timings
+    dir: str
+    run: Callable[[PipelineRun, Path], dict[str, Any]] | None
+    then: Callable[[PipelineRun], None] | None = None
+
+
+def _teacher_ships_weights(pipe: PipelineConfig) -> bool:
+    return pipe.teacher in ZOO and ZOO[pipe.teacher].weights is not None
+
+
+def pipeline_phases(pipe: PipelineConfig) -> list[Phase]:
+    """Phases 0-4, in the order they run."""
+    return [
+        Phase("teacher", "0-teacher", None if _teacher_ships_weights(pipe) else _train_teacher, then=_load_teacher),
+        Phase("distill", "1-distill", _distill),
+        Phase("prune", "2-prune", _prune),
+        Phase("finetune", "3-finetune", _finetune),
+        Phase("calibrate", "4-calibrate", _calibrate if pipe.calibrate else None),
+    ]
+
+
 def run_pipeline(config_source: str | Path | None, out_dir: str | Path) -> dict[str, Any]:
     """Run (or resume) every phase into ``out_dir``; returns the report's JSON."""
-    from featherface.pruning.phases import finetune, load_prune_config, prune
-    from featherface.training.distill import DistillObjective, distillation_data, load_distill_config
-    from featherface.training.trainer import Trainer
+    from featherface.pruning.phases import load_prune_config
+    from featherface.training.distill import load_distill_config
 
     source = recipe(config_source)
     pipe = load_pipeline_config(source)
     train = load_train_config(source, {"data": pipe.data, "val": pipe.val})
-    prune_config = load_prune_config(source)
-    distill_config = load_distill_config(source)
-    out = Path(out_dir)
+    run = PipelineRun(pipe, train, load_prune_config(source), load_distill_config(source), Path(out_dir))
+    out = run.out
     out.mkdir(parents=True, exist_ok=True)
     # temp files of saves a kill interrupted (the pipeline itself resumes by design): the run's own folders only
     stale = [path for folder in (out, *(out / name for name in PIPELINE_FOLDERS)) for path in
@@ -116,95 +168,19 @@ def run_pipeline(config_source: str | Path | None, out_dir: str | Path) -> dict[
         _say(f"removed {len(stale)} temp file(s) of an interrupted save: {', '.join(p.name for p in stale)}")
     started = time.monotonic()
     timings: dict[str, float] = {}
-
-    def timed(name: str, t0: float) -> None:
-        timings[name] = round(time.monotonic() - t0, 1)
-
-    # phase 0: the teacher
-    t0 = time.monotonic()
-    teacher_dir = out / "0-teacher"
-    if pipe.teacher in ZOO and ZOO[pipe.teacher].weights is not None:
-        teacher = create_model(pipe.teacher)
-        teacher_spec = pipe.teacher
-        _say(f"phase 0: teacher = {pipe.teacher} (shipped weights)")
-    else:
-        if _done(teacher_dir) is None:
-            _say(f"phase 0: training the teacher {pipe.teacher}")
-            teacher_train = dataclasses.replace(train, epochs=pipe.teacher_epochs, model=pipe.teacher)
-            resume = (teacher_dir / "trainer_state.pt").is_file()
-            untrained = create_model(pipe.teacher, seed=teacher_train.seed)
-            Trainer(untrained, teacher_train, teacher_dir, resume=resume).fit()
-            _finish(teacher_dir, {"teacher": pipe.teacher})
-        teacher, _ = load_checkpoint(teacher_dir)
-        teacher_spec = str(teacher_dir)
-    # a pool of unlabelled photos gets the teacher's confident faces as labels (cached in the run)
-    train_annotations, val = distillation_data(
-        pipe.data, pipe.val, teacher, teacher_spec, distill_config, out / "teacher-labels", say=_say
-    )
-    timed("teacher", t0)
-
-    # phase 1: distillation
-    t0 = time.monotonic()
-    distill_dir = out / "1-distill"
-    if _done(distill_dir) is None and pipe.distill_epochs == 0:
-        _say(f"phase 1: {pipe.student} as shipped (distill_epochs: 0)")
-        save_checkpoint(create_model(pipe.student), distill_dir / "best.safetensors", {"model": pipe.student})
-        _finish(distill_dir, {"teacher": teacher_spec, "student": pipe.student, "student_init": "own", "epochs": 0})
-    if _done(distill_dir) is None:
-        _say(f"phase 1: distilling {pipe.teacher} into {pipe.student}")
-        distill_train = dataclasses.replace(
-            train, epochs=pipe.distill_epochs, model=pipe.student, lr=pipe.distill_lr or train.lr
-        )
-        resume_distill = (distill_dir / "trainer_state.pt").is_file()
-        student = create_model(pipe.student, seed=distill_train.seed)
-        if pipe.student_init == "teacher-backbone" and not resume_distill:
-            copied = start_from_teacher_backbone(student, teacher)
-            _say(f"phase 1: the student starts from the teacher's backbone ({copied} tensors)")
-        objective = DistillObjective(teacher, student, distill_train, distill_config)
-        Trainer(
-            student, distill_train, distill_dir, resume=resume_distill, objective=objective,
-            train_annotations=train_annotations, val_annotations=val,
-        ).fit()  # fmt: skip
-        _finish(distill_dir, {"teacher": teacher_spec, "student": pipe.student, "student_init": pipe.student_init})
-    timed("distill", t0)
-
-    # phase 2: B-FPGM
-    t0 = time.monotonic()
-    prune_dir = out / "2-prune"
-    if _done(prune_dir) is None:
-        _say("phase 2: B-FPGM (Bayesian-optimised rates, soft filter pruning)")
-        distilled, _ = load_checkpoint(distill_dir)
-        # resume: a kill during SFP continues it (the study itself always resumes from its storage)
-        summary = prune(
-            distilled, train, prune_config, prune_dir, val, teacher=teacher, resume=True, distill=distill_config,
-            train_annotations=train_annotations,
-        )  # fmt: skip
-        _finish(prune_dir, {"rates": summary["rates"], "params_pruned": summary["params_pruned"]})
-    timed("prune", t0)
-
-    # phase 3: fine-tune + hard prune
-    t0 = time.monotonic()
-    finetune_dir = out / "3-finetune"
-    if _done(finetune_dir) is None:
-        _say("phase 3: fine-tune with fixed masks, then hard pruning")
-        summary = finetune(
-            prune_dir, train, prune_config, finetune_dir, val, teacher=teacher, resume=True, distill=distill_config,
-            train_annotations=train_annotations,
-        )  # fmt: skip
-        _finish(finetune_dir, summary)
-    timed("finetune", t0)
-
-    # phase 4: score calibration (optional)
-    t0 = time.monotonic()
-    if pipe.calibrate and _done(out / "4-calibrate") is None:
-        _say("phase 4: calibrating the deployed model's scores against the teacher")
-        _finish(out / "4-calibrate", _calibrate(out, teacher, train_annotations, pipe.calibration_images))
-    timed("calibrate", t0)
+    for phase in pipeline_phases(pipe):
+        t0 = time.monotonic()
+        folder = out / phase.dir
+        if phase.run is not None and _done(folder) is None:
+            _finish(folder, phase.run(run, folder))
+        if phase.then is not None:
+            phase.then(run)
+        timings[phase.name] = round(time.monotonic() - t0, 1)
 
     _say("evaluation, export, benchmark and report")
     t0 = time.monotonic()
-    report = _report(pipe, out, teacher_spec, val)
-    timed("report", t0)
+    report = _report(pipe, out, run.teacher_spec, run.val)
+    timings["report"] = round(time.monotonic() - t0, 1)
     report["calibration"] = (_done(out / "4-calibrate") or {}).get("calibration")
     report["timings_s"] = {**timings, "total": round(time.monotonic() - started, 1)}
     atomic_write_bytes(out / "report.json", json.dumps(report, indent=1).encode())
@@ -213,29 +189,113 @@ def run_pipeline(config_source: str | Path | None, out_dir: str | Path) -> dict[
     return report
 
 
-def _deployed_dir(out: Path) -> Path:
-    """Where the deployed checkpoint is: the calibrated one when phase 4 ran, else phase 3's."""
-    calibrated = out / "4-calibrate"
-    return calibrated if (calibrated / "deployed.safetensors").is_file() else out / "3-finetune"
+# ------------------------------------------------------------------------------------------------------ phases
+def _train_teacher(run: PipelineRun, folder: Path) -> dict[str, Any]:
+    """Phase 0 for a teacher without shipped weights: trained on the task loss."""
+    from featherface.training.trainer import Trainer
+
+    _say(f"phase 0: training the teacher {run.pipe.teacher}")
+    teacher_train = dataclasses.replace(run.train, epochs=run.pipe.teacher_epochs, model=run.pipe.teacher)
+    resume = (folder / "trainer_state.pt").is_file()
+    untrained = create_model(run.pipe.teacher, seed=teacher_train.seed)
+    Trainer(untrained, teacher_train, folder, resume=resume).fit()
+    return {"teacher": run.pipe.teacher}
 
 
-def _calibrate(out: Path, teacher: Any, train_annotations: list, images: int) -> dict[str, Any]:
+def _load_teacher(run: PipelineRun) -> None:
+    """The teacher (shipped weights, or phase 0's checkpoint) and the annotations the other phases train and
+    validate on: a pool of unlabelled photos gets the teacher's confident faces as labels (cached in the run)."""
+    from featherface.training.distill import distillation_data
+
+    if _teacher_ships_weights(run.pipe):
+        run.teacher, run.teacher_spec = create_model(run.pipe.teacher), run.pipe.teacher
+        _say(f"phase 0: teacher = {run.pipe.teacher} (shipped weights)")
+    else:
+        run.teacher, _ = load_checkpoint(run.out / "0-teacher")
+        run.teacher_spec = str(run.out / "0-teacher")
+    run.train_annotations, run.val = distillation_data(
+        run.pipe.data, run.pipe.val, run.teacher, run.teacher_spec, run.distill, run.out / "teacher-labels", say=_say
+    )
+
+
+def _distill(run: PipelineRun, folder: Path) -> dict[str, Any]:
+    """Phase 1: the student learns from the teacher (and the labels)."""
+    from featherface.training.distill import DistillObjective
+    from featherface.training.trainer import Trainer
+
+    pipe = run.pipe
+    if pipe.distill_epochs == 0:
+        _say(f"phase 1: {pipe.student} as shipped (distill_epochs: 0)")
+        save_checkpoint(create_model(pipe.student), folder / "best.safetensors", {"model": pipe.student})
+        return {"teacher": run.teacher_spec, "student": pipe.student, "student_init": "own", "epochs": 0}
+    _say(f"phase 1: distilling {pipe.teacher} into {pipe.student}")
+    distill_train = dataclasses.replace(
+        run.train, epochs=pipe.distill_epochs, model=pipe.student, lr=pipe.distill_lr or run.train.lr
+    )
+    resume = (folder / "trainer_state.pt").is_file()
+    student = create_model(pipe.student, seed=distill_train.seed)
+    if pipe.student_init == "teacher-backbone" and not resume:
+        copied = start_from_teacher_backbone(student, run.teacher)
+        _say(f"phase 1: the student starts from the teacher's backbone ({copied} tensors)")
+    objective = DistillObjective(run.teacher, student, distill_train, run.distill)
+    Trainer(
+        student, distill_train, folder, resume=resume, objective=objective,
+        train_annotations=run.train_annotations, val_annotations=run.val,
+    ).fit()  # fmt: skip
+    return {"teacher": run.teacher_spec, "student": pipe.student, "student_init": pipe.student_init}
+
+
+def _prune(run: PipelineRun, folder: Path) -> dict[str, Any]:
+    """Phase 2: B-FPGM on the distilled student. A kill during SFP continues it (the study itself always resumes
+    from its storage)."""
+    from featherface.pruning.phases import prune
+
+    _say("phase 2: B-FPGM (Bayesian-optimised rates, soft filter pruning)")
+    distilled, _ = load_checkpoint(run.out / "1-distill")
+    summary = prune(
+        distilled, run.train, run.prune, folder, run.val, teacher=run.teacher, resume=True, distill=run.distill,
+        train_annotations=run.train_annotations,
+    )  # fmt: skip
+    return {"rates": summary["rates"], "params_pruned": summary["params_pruned"]}
+
+
+def _finetune(run: PipelineRun, folder: Path) -> dict[str, Any]:
+    """Phase 3: fine-tune with the pruning masks fixed, then prune for real."""
+    from featherface.pruning.phases import finetune
+
+    _say("phase 3: fine-tune with fixed masks, then hard pruning")
+    return finetune(
+        run.out / "2-prune", run.train, run.prune, folder, run.val, teacher=run.teacher, resume=True,
+        distill=run.distill, train_annotations=run.train_annotations,
+    )  # fmt: skip
+
+
+def _calibrate(run: PipelineRun, folder: Path) -> dict[str, Any]:
+    """Phase 4: the deployed model's face logits shifted to keep the teacher's count of faces."""
     import numpy as np
 
-    from featherface.models.checkpoint import save_checkpoint
     from featherface.training.calibration import apply_logit_offset, fit_calibration
 
-    net, meta = load_checkpoint(out / "3-finetune" / "deployed.safetensors")
-    paths = sorted(str(a.path) for a in train_annotations)  # training photos: the hold-out stays unseen
+    _say("phase 4: calibrating the deployed model's scores against the teacher")
+    net, meta = load_checkpoint(run.out / "3-finetune" / "deployed.safetensors")
+    paths = sorted(str(a.path) for a in run.train_annotations)  # training photos: the hold-out stays unseen
+    images = run.pipe.calibration_images
     chosen = np.random.default_rng(0).choice(len(paths), size=min(images, len(paths)), replace=False)
-    calibration = fit_calibration(net, teacher, [paths[i] for i in sorted(chosen)])
+    calibration = fit_calibration(net, run.teacher, [paths[i] for i in sorted(chosen)])
     apply_logit_offset(net, calibration.logit_offset)
-    save_checkpoint(net, out / "4-calibrate" / "deployed.safetensors", {**meta, "calibration": calibration.to_dict()})
+    save_checkpoint(net, folder / "deployed.safetensors", {**meta, "calibration": calibration.to_dict()})
     _say(
         f"phase 4: logit offset {calibration.logit_offset:+.3f} (the student kept {calibration.student_faces_before} "
         f"faces at 0.5 where the teacher kept {calibration.teacher_faces}, over {calibration.images} photos)"
     )
     return {"calibration": calibration.to_dict()}
+
+
+# ------------------------------------------------------------------------------------------------------ report
+def _deployed_dir(out: Path) -> Path:
+    """Where the deployed checkpoint is: the calibrated one when phase 4 ran, else phase 3's."""
+    calibrated = out / "4-calibrate"
+    return calibrated if (calibrated / "deployed.safetensors").is_file() else out / "3-finetune"
 
 
 def _phase_models(pipe: PipelineConfig, out: Path, teacher_spec: str) -> dict[str, str]:
@@ -248,17 +308,38 @@ def _phase_models(pipe: PipelineConfig, out: Path, teacher_spec: str) -> dict[st
 
 
 def _report(pipe: PipelineConfig, out: Path, teacher_spec: str, val: list) -> dict[str, Any]:
-    from featherface.benchmark import benchmark
+    """The report's JSON: every phase's model scored, the deployed model published beside the run (checkpoint and
+    ONNX), the models timed, the figures drawn in ``plots/``."""
+    (out / "plots").mkdir(exist_ok=True)
+    models = _phase_models(pipe, out, teacher_spec)
+    phases = _score_phases(pipe, out, models, val)
+    deployed_spec, onnx_path = _publish_deployed(out)
+    models["phase 3: deployed"] = deployed_spec
+    rows = _time_phases(pipe, models, phases, teacher_spec)
+    _draw_figures(phases, out, deployed_spec, val)
+    rates = json.loads((out / "2-prune" / "rates.json").read_text())
+    return {
+        "data": pipe.data,
+        "val": pipe.val,
+        "sample_set_figures": pipe.val.startswith("sample"),
+        "phases": phases,
+        "rates": rates["rates"],
+        "bo_trials": len(rates["trials"]),
+        "deployed": {"checkpoint": deployed_spec, "onnx": str(onnx_path), "bytes": Path(deployed_spec).stat().st_size},
+        "benchmark": {"backend": "onnxruntime", "size": pipe.benchmark_size, "threads": pipe.benchmark_threads,
+                      "rows": rows},
+    }  # fmt: skip
+
+
+def _score_phases(pipe: PipelineConfig, out: Path, models: dict[str, str], val: list) -> dict[str, dict[str, Any]]:
+    """Size, GFLOPs and accuracy on ``val`` (and AP on ``pipe.report_data``) of each phase's model, by label; their
+    PR curves drawn in ``plots/pr_curves.png``."""
     from featherface.data.sample import resolve_dataset
     from featherface.evaluation.plots import plot_pr_curves
     from featherface.evaluation.runner import evaluate_detector
-    from featherface.export.onnx import export_onnx
     from featherface.pruning.masks import apply_masks
     from featherface.pruning.phases import load_masks
 
-    plots = out / "plots"
-    plots.mkdir(exist_ok=True)
-    models = _phase_models(pipe, out, teacher_spec)
     extra_sets = {spec: resolve_dataset(spec) for spec in pipe.report_data}
     phases: dict[str, dict[str, Any]] = {}
     curves = {}
@@ -279,42 +360,52 @@ def _report(pipe: PipelineConfig, out: Path, teacher_spec: str, val: list) -> di
             phases[label][f"ap@{name}"] = extra.ap
         curves[label] = (result.pr_recall, result.pr_precision, result.ap)
     kind = "sample-set figures" if pipe.val.startswith("sample") else "validation"
-    plot_pr_curves(curves, plots / "pr_curves.png", f"{pipe.val} ({kind})")
-    # the run directory itself resolves to the deployed model (`featherface detect --model RUN`)
+    plot_pr_curves(curves, out / "plots" / "pr_curves.png", f"{pipe.val} ({kind})")
+    return phases
+
+
+def _publish_deployed(out: Path) -> tuple[str, Path]:
+    """The deployed checkpoint copied to the run's top (so that the run directory itself resolves to it:
+    ``featherface detect --model RUN``) and exported to ONNX there; returns both paths."""
+    from featherface.export.onnx import export_onnx
+
     for suffix in (".safetensors", ".json"):
         source = (_deployed_dir(out) / "deployed").with_suffix(suffix)
         atomic_write_bytes((out / "deployed").with_suffix(suffix), source.read_bytes())
     deployed_spec = str(out / "deployed.safetensors")
-    models["phase 3: deployed"] = deployed_spec
-    onnx_path = export_onnx(load_model(deployed_spec), out / "deployed.onnx")
-    bench_specs = list(dict.fromkeys(["retinaface-mnet025", teacher_spec, pipe.student, models["phase 1: distilled"],
-                                      deployed_spec]))  # fmt: skip
+    return deployed_spec, export_onnx(load_model(deployed_spec), out / "deployed.onnx")
+
+
+def _time_phases(
+    pipe: PipelineConfig, models: dict[str, str], phases: dict[str, dict[str, Any]], teacher_spec: str
+) -> list[dict[str, Any]]:
+    """The models timed in one interleaved onnxruntime run (RetinaFace and the unpruned student as references);
+    each phase's ``latency_ms`` and its ratio to RetinaFace's added to ``phases``. Returns the benchmark's rows."""
+    from featherface.benchmark import benchmark
+
+    distilled, deployed = models["phase 1: distilled"], models["phase 3: deployed"]
+    bench_specs = list(dict.fromkeys(["retinaface-mnet025", teacher_spec, pipe.student, distilled, deployed]))
     rows = benchmark(bench_specs, pipe.benchmark_size, "onnxruntime", pipe.benchmark_threads, pipe.benchmark_repeats)
     latency = {spec: row for spec, row in zip(bench_specs, rows, strict=True)}
     reference_ms = latency["retinaface-mnet025"]["median_ms"]
     for label, spec in models.items():
-        row = latency.get(spec) or (latency[models["phase 1: distilled"]] if "soft" in label else None)
+        row = latency.get(spec) or (latency[distilled] if "soft" in label else None)
         if row is not None:
             phases[label]["latency_ms"] = row["median_ms"]
             phases[label]["latency_vs_retinaface"] = round(row["median_ms"] / reference_ms, 3)
+    return rows
+
+
+def _draw_figures(phases: dict[str, dict[str, Any]], out: Path, deployed_spec: str, val: list) -> None:
+    """``plots/``: the phases side by side, the deployed model on the validation photos, and phase 2's search
+    figures."""
+    plots = out / "plots"
     _plot_phases(phases, plots / "phases.png")
     _draw_val_detections(deployed_spec, val, plots / "detections_val.png")
     for name in ("bo_convergence.png", "rates.png"):
         source = out / "2-prune" / name
         if source.is_file():
             atomic_write_bytes(plots / name, source.read_bytes())
-    rates = json.loads((out / "2-prune" / "rates.json").read_text())
-    return {
-        "data": pipe.data,
-        "val": pipe.val,
-        "sample_set_figures": pipe.val.startswith("sample"),
-        "phases": phases,
-        "rates": rates["rates"],
-        "bo_trials": len(rates["trials"]),
-        "deployed": {"checkpoint": deployed_spec, "onnx": str(onnx_path), "bytes": Path(deployed_spec).stat().st_size},
-        "benchmark": {"backend": "onnxruntime", "size": pipe.benchmark_size, "threads": pipe.benchmark_threads,
-                      "rows": rows},
-    }  # fmt: skip
 
 
 def _plot_phases(phases: dict[str, dict[str, Any]], path: Path) -> None:

@@ -117,6 +117,37 @@ class LabelReport:
         return "; ".join(parts)
 
 
+@dataclass
+class BadDataPolicy:
+    """The bad-data policy of every reader in one place: with ``strict`` a problem raises :class:`LabelError`
+    naming where it is; otherwise it is counted in ``report`` and the reader skips what it concerns."""
+
+    strict: bool
+    report: LabelReport
+
+    def problem(
+        self, reason: str, where: str, detail: str = "", skipped_file: Path | str | None = None, error: str = ""
+    ) -> None:
+        """``reason`` (the report's key) found at ``where`` (``file:line``), ``detail`` saying what exactly.
+        ``skipped_file``: the image skipped whole, also listed in ``report.files``. ``error``: the strict error's
+        text after ``where`` (default ``reason: detail``)."""
+        if self.strict:
+            raise LabelError(f"{where}: {error or reason + (': ' + detail if detail else '')}") from None
+        if skipped_file is None:
+            self.report.add(reason, where)
+        else:
+            self.report.add_file(skipped_file, reason, where, detail)
+
+    def outside_root(self, path: Path, image_root: Path, where: str) -> None:
+        """An image whose path leads outside the dataset's image root: skipped whole."""
+        detail = f"not inside {image_root}"
+        self.problem(OUTSIDE_ROOT, where, detail, path, error=f"{OUTSIDE_ROOT}: {path} is not inside {image_root}")
+
+    def missing_image(self, path: Path, where: str) -> None:
+        """An image file that is not there: skipped whole."""
+        self.problem("missing image file", where, skipped_file=path, error=f"image file {path} not found")
+
+
 def check_box_size(x: float, y: float, w: float, h: float) -> None:
     """ValueError unless the box has a positive size, also once stored as float32 corners."""
     if w <= 0 or h <= 0:
@@ -178,15 +209,9 @@ def parse_label_file(
     if image_root is None:
         image_root = label_file.parent / "images" if (label_file.parent / "images").is_dir() else label_file.parent
     image_root = Path(image_root)
-    report = report if report is not None else LabelReport()
+    policy = BadDataPolicy(strict, report if report is not None else LabelReport())
     # (image, where its line is, boxes, landmarks, where each face's line is, whether the image is inside the root)
     entries: list[tuple[Path, str, list, list, list, bool]] = []
-
-    def problem(reason: str, lineno: int, detail: str = "") -> None:
-        where = f"{label_file}:{lineno}"
-        if strict:
-            raise LabelError(f"{where}: {reason}{': ' + detail if detail else ''}")
-        report.add(reason, where)
 
     lines = read_text_lines(label_file)
     for lineno, raw in enumerate(lines, start=1):
@@ -196,18 +221,18 @@ def parse_label_file(
         if line.startswith("#"):
             name = line[1:].strip()
             if not name:
-                problem("image line without a path", lineno)
+                policy.problem("image line without a path", f"{label_file}:{lineno}")
                 continue
             inside = allow_outside_root or inside_root(image_root, name)
             entries.append((image_root / name, f"{label_file}:{lineno}", [], [], [], inside))
             continue
         if not entries:
-            problem("face line before any '# image' line", lineno)
+            policy.problem("face line before any '# image' line", f"{label_file}:{lineno}")
             continue
         try:
             box, landmarks = _parse_face(line.split())
         except ValueError as exc:
-            problem("bad face line", lineno, str(exc))
+            policy.problem("bad face line", f"{label_file}:{lineno}", str(exc))
             continue
         entries[-1][2].append(box)
         entries[-1][3].append(landmarks)
@@ -216,14 +241,10 @@ def parse_label_file(
     annotations = []
     for path, where, boxes, landmarks, sources, inside in entries:
         if not inside:
-            if strict:
-                raise LabelError(f"{where}: {OUTSIDE_ROOT}: {path} is not inside {image_root}")
-            report.add_file(path, OUTSIDE_ROOT, where, f"not inside {image_root}")
+            policy.outside_root(path, image_root, where)
             continue
         if not is_file(path):
-            if strict:
-                raise LabelError(f"{where}: image file {path} not found")
-            report.add_file(path, "missing image file", where)
+            policy.missing_image(path, where)
             continue
         has = np.array([lm is not None for lm in landmarks], dtype=bool)
         points = np.array([lm if lm is not None else [0.0] * 10 for lm in landmarks], dtype=np.float32)
@@ -285,7 +306,7 @@ def check_images(
     the image``; one partly outside is kept, and clipped when loaded). With ``strict`` the first problem raises
     :class:`LabelError` naming the label's ``file:line``.
     """
-    report = report if report is not None else LabelReport()
+    policy = BadDataPolicy(strict, report if report is not None else LabelReport())
     decode = strict if decode is None else decode
     kept = []
     for ann in annotations:
@@ -293,9 +314,7 @@ def check_images(
         try:
             width, height = image_size(ann.path, decode)
         except ValueError as exc:
-            if strict:
-                raise LabelError(f"{where}: unreadable image ({exc})") from None
-            report.add_file(ann.path, "unreadable image", where, str(exc))
+            policy.problem("unreadable image", where, str(exc), ann.path, error=f"unreadable image ({exc})")
             continue
         boxes = ann.boxes
         inside = (
@@ -305,9 +324,7 @@ def check_images(
         for k in np.flatnonzero(~inside):
             place = ann.box_sources[k] if k < len(ann.box_sources) else f"{where} face {k + 1}"
             box = ", ".join(f"{v:g}" for v in boxes[k])
-            if strict:
-                raise LabelError(f"{place}: box outside the image ({box} in {width} x {height})")
-            report.add("box outside the image", place)
+            policy.problem("box outside the image", place, error=f"box outside the image ({box} in {width} x {height})")
         if not inside.all():
             sources = [s for s, keep in zip(ann.box_sources, inside, strict=False) if keep]
             ann = dataclasses.replace(

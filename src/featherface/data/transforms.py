@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from featherface.config_schema import rule
+from featherface.config_schema import Config, rule
 
 # Mirror image: left eye <-> right eye, nose stays, left mouth corner <-> right mouth corner.
 FLIP_LANDMARK_ORDER = (1, 0, 2, 4, 3)
@@ -20,7 +20,7 @@ _IMAGE_MEAN_BGR = (104, 117, 123)
 
 
 @dataclass
-class AugmentConfig:
+class AugmentConfig(Config):
     # pixels; the coarsest feature map has stride 32. At most the detector's largest input (DEFAULT_MAX_SIZE): one
     # 30000-px sample is 10 GB as float32.
     image_size: int = field(default=640, metadata=rule(ge=32, le=4096))

@@ -55,8 +55,8 @@ import numpy as np
 from featherface.data.labels import (
     MAX_LABEL_VALUE,
     OUTSIDE_ROOT,
+    BadDataPolicy,
     ImageAnnotation,
-    LabelError,
     LabelReport,
     check_box_size,
     check_label_values,
@@ -186,24 +186,15 @@ def read_voc_xml(
     """
     xml_path = Path(xml_path)
     image_dir = Path(image_dir) if image_dir is not None else xml_path.parent
-    report = report if report is not None else LabelReport()
+    policy = BadDataPolicy(strict, report if report is not None else LabelReport())
     if images_by_stem is None:
         images_by_stem = _images_by_stem(image_dir)
-
-    def problem(exc: _Problem, where: str, whole: Path | None = None) -> None:
-        """Raise (strict) or count; ``whole``: the file skipped whole, also listed in ``report.files``."""
-        if strict:
-            raise LabelError(f"{where}: {exc.reason}{': ' + exc.detail if exc.detail else ''}")
-        if whole is None:
-            report.add(exc.reason, where)
-        else:
-            report.add_file(whole, exc.reason, where, exc.detail)
 
     try:
         root = ET.parse(xml_path).getroot()
     except ET.ParseError as exc:
         line = exc.position[0]
-        problem(_Problem("malformed XML", str(exc)), f"{xml_path}:{line}", xml_path)
+        policy.problem("malformed XML", f"{xml_path}:{line}", str(exc), xml_path)
         return None
     try:
         if root.tag != "annotation":
@@ -211,7 +202,7 @@ def read_voc_xml(
         image_path = _find_image(root, xml_path, image_dir, images_by_stem, allow_outside_root)
         width, height = _xml_size(root) or _image_size(image_path)
     except _Problem as exc:  # the whole file skipped: listed by its image (the XML file when none is known)
-        problem(exc, str(xml_path), exc.path or xml_path)
+        policy.problem(exc.reason, str(xml_path), exc.detail, exc.path or xml_path)
         return None
 
     faces, ignored, face_sources = [], [], []
@@ -222,7 +213,7 @@ def read_voc_xml(
         try:
             box = _object_box(obj, width, height, one_based)
         except _Problem as exc:
-            problem(exc, f"{xml_path} object {number} ({name or 'no name'})")
+            policy.problem(exc.reason, f"{xml_path} object {number} ({name or 'no name'})", exc.detail)
             continue
         difficult = (obj.findtext("difficult") or "0").strip() == "1"
         is_face = (classes is None or name in classes) and not difficult

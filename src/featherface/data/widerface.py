@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from featherface.data.labels import (
-    OUTSIDE_ROOT,
+    BadDataPolicy,
     ImageAnnotation,
     LabelError,
     LabelReport,
@@ -44,16 +44,10 @@ def parse_wider_split(
     split_file, image_root = Path(split_file), Path(image_root)
     if not split_file.is_file():
         raise LabelError(f"{split_file}: no such WIDER split file")
-    report = report if report is not None else LabelReport()
+    policy = BadDataPolicy(strict, report if report is not None else LabelReport())
     lines = read_text_lines(split_file)
     annotations = []
     i = 0
-
-    def problem(reason: str, lineno: int) -> None:
-        if strict:
-            raise LabelError(f"{split_file}:{lineno}: {reason}")
-        report.add(reason, f"{split_file}:{lineno}")
-
     while i < len(lines):
         name = lines[i].strip()
         name_line = i + 1
@@ -75,32 +69,28 @@ def parse_wider_split(
                 values = [float(v) for v in parts[:10]]
                 check_label_values(values)
             except ValueError:
-                problem("bad face line", lineno)
+                policy.problem("bad face line", f"{split_file}:{lineno}")
                 continue
             if len(values) < 4:
-                problem("bad face line", lineno)
+                policy.problem("bad face line", f"{split_file}:{lineno}")
                 continue
             x, y, w, h = values[:4]
             if len(values) > _INVALID_COLUMN and values[_INVALID_COLUMN] == 1:
-                report.add("face marked invalid", f"{split_file}:{lineno}")
+                policy.report.add("face marked invalid", f"{split_file}:{lineno}")  # left out, never an error
                 continue
             try:
                 check_box_size(x, y, w, h)
             except ValueError:
-                problem("box of non-positive size", lineno)
+                policy.problem("box of non-positive size", f"{split_file}:{lineno}")
                 continue
             boxes.append([x, y, x + w, y + h])
             sources.append(f"{split_file}:{lineno}")
         path = image_root / name
         if not (allow_outside_root or inside_root(image_root, name)):
-            if strict:
-                raise LabelError(f"{split_file}:{name_line}: {OUTSIDE_ROOT}: {path} is not inside {image_root}")
-            report.add_file(path, OUTSIDE_ROOT, f"{split_file}:{name_line}", f"not inside {image_root}")
+            policy.outside_root(path, image_root, f"{split_file}:{name_line}")
             continue
         if not is_file(path):
-            if strict:
-                raise LabelError(f"{split_file}:{name_line}: image file {path} not found")
-            report.add_file(path, "missing image file", f"{split_file}:{name_line}")
+            policy.missing_image(path, f"{split_file}:{name_line}")
             continue
         k = len(boxes)
         annotations.append(

@@ -11,17 +11,18 @@ from typing import Any
 
 import numpy as np
 
+from featherface.config_schema import Config, rule
 from featherface.detection.boxes import decode_boxes, decode_landmarks, nms
 
 
 @dataclass
-class PostprocessConfig:
+class PostprocessConfig(Config):
     """Defaults are Pytorch_Retinaface's test settings (pre-NMS top 5000, keep 750)."""
 
-    conf_threshold: float = 0.5
-    nms_threshold: float = 0.4
-    pre_nms_top_k: int = 5000
-    keep_top_k: int = 750
+    conf_threshold: float = field(default=0.5, metadata=rule(ge=0, le=1))  # face probability
+    nms_threshold: float = field(default=0.4, metadata=rule(ge=0, le=1))  # IoU
+    pre_nms_top_k: int = field(default=5000, metadata=rule(ge=1))
+    keep_top_k: int = field(default=750, metadata=rule(ge=1))
 
 
 @dataclass

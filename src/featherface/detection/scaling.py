@@ -18,19 +18,22 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from featherface.config_schema import Config, rule
+
 
 @dataclass(frozen=True)
-class FaceSizeConfig:
+class FaceSizeConfig(Config):
     """Limits of face-size-aware inference (pixels are original-image pixels unless said otherwise)."""
 
     # 16-px anchors / 4 = faces of 4 px: below that a face is a few pixels of colour, beyond any detector here
-    max_upscale: float = 4.0
-    # tiles never overlap by more than this fraction of their side (else they would mostly repeat each other)
-    max_overlap_fraction: float = 0.5
+    max_upscale: float = field(default=4.0, metadata=rule(ge=1))
+    # tiles never overlap by more than this fraction of their side (else they would mostly repeat each other;
+    # tiling needs an overlap below the tile's side)
+    max_overlap_fraction: float = field(default=0.5, metadata=rule(ge=0, lt=1))
 
 
 def inference_factor(

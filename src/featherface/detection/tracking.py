@@ -12,23 +12,31 @@ Boxes come back as the filter's estimate (smoothed) unless ``smooth=False``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from featherface.config_schema import Config, rule
 from featherface.detection.boxes import box_iou
+
+# The Kalman filter's state (cx, cy, s, r, vcx, vcy, vs): one variance per component.
+StateVector = tuple[float, float, float, float, float, float, float]
 
 
 @dataclass(frozen=True)
-class TrackerConfig:
+class TrackerConfig(Config):
     """SORT's settings (its ``sort.py``), but ``max_age`` 5 (faces flicker more than pedestrians)."""
 
-    iou_threshold: float = 0.3  # least IoU between a track's prediction and a face to match them
-    max_age: int = 5  # frames a track survives without a face
+    # least IoU between a track's prediction and a face to match them
+    iou_threshold: float = field(default=0.3, metadata=rule(ge=0, le=1))
+    max_age: int = field(default=5, metadata=rule(ge=0))  # frames a track survives without a face
     smooth: bool = True  # report the filter's box (else the face's own box)
-    measurement_noise: tuple[float, float, float, float] = (1.0, 1.0, 10.0, 10.0)  # R: cx, cy, s, r
-    process_noise: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1e-2, 1e-2, 1e-4)  # Q: state and velocities
-    initial_variance: tuple[float, ...] = (10.0, 10.0, 10.0, 10.0, 1e4, 1e4, 1e4)  # P0: velocities unknown
+    # R: cx, cy, s, r (> 0: the innovation covariance stays invertible)
+    measurement_noise: tuple[float, float, float, float] = field(default=(1.0, 1.0, 10.0, 10.0), metadata=rule(gt=0))
+    # Q: state and velocities (0: that component does not drift)
+    process_noise: StateVector = field(default=(1.0, 1.0, 1.0, 1.0, 1e-2, 1e-2, 1e-4), metadata=rule(ge=0))
+    # P0: velocities unknown
+    initial_variance: StateVector = field(default=(10.0, 10.0, 10.0, 10.0, 1e4, 1e4, 1e4), metadata=rule(ge=0))
 
 
 def box_to_state(box: np.ndarray) -> np.ndarray:

@@ -22,14 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from featherface.config_schema import build, rule
+from featherface.config_schema import Config, rule
 
 TERMS = ("cls", "box", "landmarks")
 S_MAX = 4.0
 
 
 @dataclass
-class DistillConfig:
+class DistillConfig(Config):
     temperature: float = field(default=4.0, metadata=rule(gt=0))
     alpha: float = field(default=0.7, metadata=rule(ge=0, le=1))
     # teacher face probability that makes a prior carry box/landmark targets
@@ -50,12 +50,6 @@ class DistillConfig:
     # (its SSH outputs, strides 8/16/32) and the student's, mapped to the teacher's width by 1x1 adapters that are
     # trained with the student and dropped after training. 0 turns it off.
     feature_weight: float = field(default=0.0, metadata=rule(ge=0, le=100))
-
-    @classmethod
-    def from_dict(cls, data: dict | None, where: str = "distillation options", prefix: str = "") -> DistillConfig:
-        """From a config file's ``distill:`` section; unknown keys, wrong types and out-of-range values are a
-        :class:`~featherface.config_schema.ConfigError` naming ``where`` and the key."""
-        return build(cls, data, where, prefix, what="distillation")
 
 
 def feature_distance(student: list[Tensor], teacher: list[Tensor], adapters: nn.ModuleList) -> Tensor:

@@ -8,12 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from featherface.config_schema import rule
+from featherface.config_schema import Config, rule
 from featherface.detection.matching import MATCH_IOU, PriorTargets, Targets, assign_targets
 
 
 @dataclass
-class MultiBoxConfig:
+class MultiBoxConfig(Config):
     """SPEC section 3 / Pytorch_Retinaface's defaults."""
 
     match_iou: float = field(default=MATCH_IOU, metadata=rule(gt=0, le=1))

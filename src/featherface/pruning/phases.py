@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import optuna
 import torch
 from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
-from featherface.config_schema import ConfigError, build, rule
+from featherface.config_schema import Config, apply_overrides, load_config, rule
 from featherface.data.sample import resolve_dataset
 from featherface.errors import ParameterError
 from featherface.fileio import atomic_write_bytes
@@ -59,7 +62,7 @@ DEPLOY_TOLERANCE = 1e-4
 
 
 @dataclass
-class PruneConfig:
+class PruneConfig(Config):
     search: SearchConfig = field(default_factory=SearchConfig)
     # the short fine-tune of the pruned copy that scores a trial
     trial_epochs: int = field(default=1, metadata=rule(ge=1))
@@ -76,49 +79,23 @@ class PruneConfig:
     finetune_epochs: int = field(default=10, metadata=rule(ge=1))
     finetune_lr: float = field(default=1e-4, metadata=rule(gt=0))
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None, where: str = "pruning options", prefix: str = "") -> PruneConfig:
-        """Every value (``search`` included) checked against its type and range; errors name ``where``."""
-        return build(cls, data, where, prefix, what="pruning")
-
 
 def load_prune_config(source: str | Path | None, overrides: Mapping[str, Any] | None = None) -> PruneConfig:
-    """The ``prune:`` section of a preset name or YAML file (defaults without one), then ``overrides``: values
-    by dotted field name (``search.trials``; None: not given), checked as the file's are."""
-    from featherface.training.config import config_path, load_section_config
-
-    config = load_section_config(PruneConfig, source, "prune", "pruning")
-    try:  # at load, not an hour later when phase 2 starts
-        check_latency_settings(config.search)
-    except SearchError as exc:
-        raise ConfigError(f"{config_path(source)}: prune.search.latency_target: {exc}") from None
+    """The ``prune:`` section of a preset name or YAML file (defaults without one), then ``overrides``: dotted
+    keys as in :func:`featherface.config_schema.load_config` (``{"search.trials": 16}``, None: not given). The one
+    check across two options a caller may give, a latency target without the latency term, raises a
+    :class:`ParameterError` naming both (the command line names its flags)."""
+    config = load_config(source, "prune", PruneConfig)
     given = {key: value for key, value in (overrides or {}).items() if value is not None}
-    if not given:
-        return config
-    config = PruneConfig.from_dict(with_dotted(dataclasses.asdict(config), given), "command line", "prune.")
-    try:
-        check_latency_settings(config.search)
-    except SearchError as exc:
-        reason = str(exc)
-        raise ParameterError(lambda n: f"{n('latency_target')}: {reason} ({n('latency_exponent')})") from None
-    return config
-
-
-def with_dotted(data: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
-    """``data`` (nested mappings) with ``values`` set by dotted key (``search.trials``), sections copied, not
-    changed; a key naming no section raises ``ConfigError``."""
-    data = dict(data)
-    for dotted, value in values.items():
-        *sections, name = dotted.split(".")
-        level = data
-        for section in sections:
-            if not isinstance(level.get(section), dict):
-                raise ConfigError(f"{dotted}: {section} is not a section of the options")
-            copied = dict(level[section])
-            level[section] = copied
-            level = copied
-        level[name] = value
-    return data
+    latency = {name: given.get(f"search.{name}", getattr(config.search, name))
+               for name in ("latency_target", "latency_exponent")}  # fmt: skip
+    if given.keys() & {"search.latency_target", "search.latency_exponent"}:
+        try:
+            check_latency_settings(SimpleNamespace(**latency))
+        except SearchError as exc:
+            reason = str(exc)
+            raise ParameterError(lambda n: f"{n('latency_target')}: {reason} ({n('latency_exponent')})") from None
+    return apply_overrides(config, given, "overrides", "prune.", "pruning")
 
 
 def _objective(
@@ -195,15 +172,41 @@ def prune(
         train_annotations = resolve_dataset(train.data, strict=train.strict)
     trial_annotations = seeded_subset(train_annotations, config.trial_images, train.seed)
     distill = distill or DistillConfig()
+    score = _trial_scorer(train, config, trial_annotations, val_annotations, teacher, distill)
+    settings = _search_settings(train, config, len(trial_annotations), len(val_annotations), teacher, distill)
+    progress = functools.partial(_print_trial, config.search.trials)
+    study = run_search(net, score, config.search, storage, progress, settings=settings)
+    best = best_feasible_trial(study)
+    rates = dict(best.user_attrs["rates"])
+    print(f"best rates (trial {best.number}): " + ", ".join(f"{g} {r:.3f}" for g, r in rates.items()), flush=True)
+    summary = soft_prune(
+        net, rates, train, config, out_dir, val_annotations, teacher, resume, train_annotations, distill,
+        _search_summary(study, best, config.search),
+    )  # fmt: skip
+    plot_convergence(study, out_dir / "bo_convergence.png")
+    return summary
 
-    def evaluate(candidate: DetectorNet, masks: Masks) -> dict[str, float]:
+
+def _trial_scorer(
+    train: TrainConfig,
+    config: PruneConfig,
+    trial_annotations: list,
+    val_annotations: list,
+    teacher: DetectorNet | None,
+    distill: DistillConfig,
+) -> Callable[[DetectorNet, Masks], dict[str, float]]:
+    """How a trial is scored: the masked copy fine-tuned briefly (``config.trial_*``, AdamW, cosine; its pruned
+    filters frozen, so the pruned network is what is scored), BatchNorm statistics recomputed, then the
+    validation loss."""
+    trial_train = dataclasses.replace(
+        train, epochs=config.trial_epochs, lr=config.trial_lr, optimizer="adamw", warmup_epochs=0,
+        schedule="cosine", val=None, max_minutes=None, val_every=10**6,
+        dataset_repeats=config.trial_repeats or train.dataset_repeats,
+    )  # fmt: skip
+
+    def score(candidate: DetectorNet, masks: Masks) -> dict[str, float]:
         apply_masks(candidate, masks)
         handles = _freeze_pruned(candidate, masks)  # the trial scores the pruned network: nothing regrows
-        trial_train = dataclasses.replace(
-            train, epochs=config.trial_epochs, lr=config.trial_lr, optimizer="adamw", warmup_epochs=0,
-            schedule="cosine", val=None, max_minutes=None, val_every=10**6,
-            dataset_repeats=config.trial_repeats or train.dataset_repeats,
-        )  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
             Trainer(
                 candidate, trial_train, tmp, objective=_objective(candidate, trial_train, teacher, distill),
@@ -215,43 +218,51 @@ def prune(
         recalibrate_batchnorm(candidate, trial_annotations, train)
         return {"val_loss": validation_loss(candidate, val_annotations, train)}
 
-    def progress(done: int, info: dict[str, Any]) -> None:
-        print(
-            f"{trial_count(done, config.search.trials)}: val loss {info['val_loss']:.4f}  params {info['params']:,}"
-            + ("" if info["feasible"] else " (outside the budget)")
-            + (f"  time {info['latency_ratio']:.2f}x unpruned" if "latency_ratio" in info else "")
-            + (f"  (same widths as trial {info['same_widths_as']}: scores reused)" if "same_widths_as" in info else ""),
-            flush=True,
-        )
+    return score
 
-    settings = {
-        "data": {"train": train.data, "train_images": len(trial_annotations), "val_images": len(val_annotations)},
+
+def _print_trial(trials: int, done: int, info: dict[str, Any]) -> None:
+    """One line per finished trial (``progress`` of :func:`featherface.pruning.search.run_search`)."""
+    print(
+        f"{trial_count(done, trials)}: val loss {info['val_loss']:.4f}  params {info['params']:,}"
+        + ("" if info["feasible"] else " (outside the budget)")
+        + (f"  time {info['latency_ratio']:.2f}x unpruned" if "latency_ratio" in info else "")
+        + (f"  (same widths as trial {info['same_widths_as']}: scores reused)" if "same_widths_as" in info else ""),
+        flush=True,
+    )
+
+
+def _search_settings(
+    train: TrainConfig,
+    config: PruneConfig,
+    train_images: int,
+    val_images: int,
+    teacher: DetectorNet | None,
+    distill: DistillConfig,
+) -> dict[str, Any]:
+    """What the trials' scores depend on besides the search itself: a study resumes only with the same."""
+    return {
+        "data": {"train": train.data, "train_images": train_images, "val_images": val_images},
         "trial": {"epochs": config.trial_epochs, "lr": config.trial_lr, "repeats": config.trial_repeats,
                   "image_size": train.augment.image_size, "batch_size": train.batch_size},
         "teacher": None if teacher is None else {"params": count_parameters(teacher), **dataclasses.asdict(distill)},
     }  # fmt: skip
-    study = run_search(net, evaluate, config.search, storage, progress, settings=settings)
-    best = best_feasible_trial(study)
-    rates = dict(best.user_attrs["rates"])
-    print(f"best rates (trial {best.number}): " + ", ".join(f"{g} {r:.3f}" for g, r in rates.items()), flush=True)
+
+
+def _search_summary(study: optuna.Study, best: optuna.trial.FrozenTrial, search: SearchConfig) -> dict[str, Any]:
+    """The search's part of ``rates.json``: every completed trial, the best one and the budget."""
     trials = [
         {"number": t.number, "value": t.value, "suggested": t.params, **t.user_attrs} for t in completed_trials(study)
     ]
-    search_summary = {
+    return {
         "trials": trials,
         "best_trial": best.number,
         "study": study.study_name,
-        "target_params": config.search.target_params,
-        "tolerance": config.search.tolerance,
-        "latency_exponent": config.search.latency_exponent,
-        "latency_target": config.search.latency_target,
+        "target_params": search.target_params,
+        "tolerance": search.tolerance,
+        "latency_exponent": search.latency_exponent,
+        "latency_target": search.latency_target,
     }
-    summary = soft_prune(
-        net, rates, train, config, out_dir, val_annotations, teacher, resume, train_annotations, distill,
-        search_summary,
-    )  # fmt: skip
-    plot_convergence(study, out_dir / "bo_convergence.png")
-    return summary
 
 
 def soft_prune(

@@ -43,7 +43,7 @@ import optuna
 import torch
 from optuna.distributions import BaseDistribution, FloatDistribution
 
-from featherface.config_schema import rule
+from featherface.config_schema import Config, FieldError, rule
 from featherface.latency import RelativeLatency
 from featherface.models.config import DetectorConfig
 from featherface.models.detector_net import DetectorNet, count_parameters
@@ -61,7 +61,7 @@ class SearchError(ValueError):
 
 
 @dataclass
-class SearchConfig:
+class SearchConfig(Config):
     trials: int = field(default=25, metadata=rule(ge=1))
     # deployed Nano-B lands in 120k-180k (SPEC section 2)
     target_params: int = field(default=150_000, metadata=rule(ge=1))
@@ -76,6 +76,13 @@ class SearchConfig:
     latency_target: float | None = field(default=None, metadata=rule(gt=0))
     # onnxruntime threads for the latency probe (1 is the steadiest to measure)
     latency_threads: int = field(default=1, metadata=rule(ge=1))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        try:  # when the config is made (loaded, overridden), not an hour later when phase 2 starts
+            check_latency_settings(self)
+        except SearchError as exc:
+            raise FieldError("latency_target", str(exc)) from None
 
 
 def kept_widths(net: DetectorNet | DetectorConfig, rates: dict[str, float]) -> dict[str, int]:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from featherface.config_schema import load_config
 from featherface.detection.matching import Targets
 from featherface.losses.distill import TERMS, DistillationLoss, DistillConfig, feature_distance
 from featherface.models.detector_net import DetectorNet
-from featherface.training.config import TrainConfig, load_section_config
+from featherface.training.config import TrainConfig
 from featherface.training.trainer import TaskObjective
 
 
@@ -99,12 +100,13 @@ class DistillObjective(nn.Module):
         return {f"weight_{name}": round(w, 5) for name, w in zip(TERMS, weights, strict=True)}
 
 
-def load_distill_config(source: str | None, **overrides: float | None) -> DistillConfig:
-    """The ``distill:`` section of a config file or preset (defaults without one), then non-None overrides
-    (``temperature``, ``alpha``, ``confident`` from the command line)."""
-    config = load_section_config(DistillConfig, source, "distill", "distillation")
-    given = {k: v for k, v in overrides.items() if v is not None}
-    return DistillConfig.from_dict({**dataclasses.asdict(config), **given}, "command line") if given else config
+def load_distill_config(
+    source: str | Path | None, overrides: Mapping[str, Any] | None = None, **flags: float | None
+) -> DistillConfig:
+    """The ``distill:`` section of a config file or preset (defaults without one), then ``overrides``: dotted keys
+    as in :func:`featherface.config_schema.load_config` (``{"alpha": 0.9}``, None: not given). ``flags`` are the
+    same as keywords, for today's ``cli.py`` (``temperature=args.temperature``): to go once it passes ``overrides``."""
+    return load_config(source, "distill", DistillConfig, {**(overrides or {}), **flags})
 
 
 def distillation_data(

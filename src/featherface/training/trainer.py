@@ -121,56 +121,20 @@ class Trainer:
         on_epoch_end: Callable[[int, nn.Module], None] | None = None,
         quiet: bool = False,
     ) -> None:
-        from featherface.data.sample import resolve_dataset
-
         self.config = config
         self.out_dir = Path(out_dir)
         self.ctx: DistributedContext = init_distributed(config.device)
         torch.manual_seed(config.seed)
         self.net = net.to(self.ctx.device)
         self.objective = (objective or TaskObjective(net, config)).to(self.ctx.device)
-        self.train_annotations = train_annotations or resolve_dataset(config.data, strict=config.strict)
-        self.val_annotations = val_annotations
-        if self.val_annotations is None and config.val:
-            self.val_annotations = resolve_dataset(config.val, strict=config.strict)
-        self.dataset = FaceDataset(
-            self.train_annotations, config.augment, True, config.seed, config.dataset_repeats, config.strict
-        )
-        self.sampler = DistributedSampler(
-            self.dataset, num_replicas=self.ctx.world_size, rank=self.ctx.rank, shuffle=True, seed=config.seed
-        )
-        per_rank_batch = max(1, config.batch_size)
-        self.per_rank_batch = per_rank_batch
-        self.resumable_sampler = _SkipFirst(self.sampler)
-        self.loader = DataLoader(
-            self.dataset,
-            batch_size=per_rank_batch,
-            sampler=self.resumable_sampler,
-            num_workers=config.workers,
-            collate_fn=collate,
-            drop_last=len(self.sampler) >= per_rank_batch,
-        )
-        self.steps_per_epoch = max(1, len(self.loader))
+        self.train_annotations, self.val_annotations = self._annotations(train_annotations, val_annotations)
+        self._make_loader()
         params = [p for p in self.net.parameters() if p.requires_grad] + list(self.objective.parameters())
         self.optimizer = self._make_optimizer(params)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer,
-            lr_multiplier(
-                config.schedule,
-                self.steps_per_epoch,
-                config.epochs,
-                config.warmup_epochs,
-                config.lr_steps,
-                config.lr_gamma,
-                config.min_lr_ratio,
-            ),
-        )
+        self.scheduler = self._make_scheduler()
         self.use_amp = config.amp and self.ctx.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
-        self.model: nn.Module = self.net
-        if self.ctx.enabled:
-            device_ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
-            self.model = nn.parallel.DistributedDataParallel(self.net, device_ids=device_ids)
+        self.model: nn.Module = self._parallel_model()
         self.on_epoch_end = on_epoch_end
         self.verbose = self.ctx.is_main and not quiet
         self.start_epoch = 0
@@ -180,10 +144,58 @@ class Trainer:
         if resume:
             self._load_state()
         elif self.ctx.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(self.out_dir / "config.yaml", yaml.safe_dump({"train": config.to_dict()}).encode())
-            # a fresh run: no row of an earlier attempt (killed before its first commit, or replaced) stays
-            self._trim_metrics(0)
+            self._start_run_dir()
+
+    def _annotations(self, train: list | None, val: list | None) -> tuple[list, list | None]:
+        """The annotations given, else those of ``config.data`` (and ``config.val``; no validation without)."""
+        from featherface.data.sample import resolve_dataset
+
+        c = self.config
+        train = train or resolve_dataset(c.data, strict=c.strict)
+        if val is None and c.val:
+            val = resolve_dataset(c.val, strict=c.strict)
+        return train, val
+
+    def _make_loader(self) -> None:
+        """The augmented dataset, this process's share of it (a sampler that can skip the steps a stopped epoch
+        did), and batches of ``config.batch_size`` per process."""
+        c = self.config
+        self.dataset = FaceDataset(self.train_annotations, c.augment, True, c.seed, c.dataset_repeats, c.strict)
+        self.sampler = DistributedSampler(
+            self.dataset, num_replicas=self.ctx.world_size, rank=self.ctx.rank, shuffle=True, seed=c.seed
+        )
+        self.per_rank_batch = max(1, c.batch_size)
+        self.resumable_sampler = _SkipFirst(self.sampler)
+        self.loader = DataLoader(
+            self.dataset,
+            batch_size=self.per_rank_batch,
+            sampler=self.resumable_sampler,
+            num_workers=c.workers,
+            collate_fn=collate,
+            drop_last=len(self.sampler) >= self.per_rank_batch,
+        )
+        self.steps_per_epoch = max(1, len(self.loader))
+
+    def _make_scheduler(self) -> torch.optim.lr_scheduler.LambdaLR:
+        c = self.config
+        multiplier = lr_multiplier(
+            c.schedule, self.steps_per_epoch, c.epochs, c.warmup_epochs, c.lr_steps, c.lr_gamma, c.min_lr_ratio
+        )
+        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, multiplier)
+
+    def _parallel_model(self) -> nn.Module:
+        """The network as the training step calls it: wrapped for DistributedDataParallel under torchrun."""
+        if not self.ctx.enabled:
+            return self.net
+        device_ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(self.net, device_ids=device_ids)
+
+    def _start_run_dir(self) -> None:
+        """A fresh run: its options written to ``config.yaml``, and no metrics row of an earlier attempt (killed
+        before its first commit, or replaced) kept."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.out_dir / "config.yaml", yaml.safe_dump({"train": self.config.to_dict()}).encode())
+        self._trim_metrics(0)
 
     def _make_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
         c = self.config

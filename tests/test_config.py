@@ -160,3 +160,59 @@ def test_load_config_reads_one_section_and_names_the_file(tmp_path):
     flat.write_text("epochs: 0\n")  # a file without sections holds the training options
     with pytest.raises(ConfigError, match=rf"^{flat}: epochs: must be >= 1, got 0$"):
         load_train_config(flat)
+
+
+def test_a_config_with_a_base_changes_only_the_options_it_names(tmp_path):
+    from featherface.config_schema import read_config_file
+
+    (tmp_path / "recipe.yaml").write_text(
+        "train:\n  lr: 0.002\n  augment:\n    image_size: 384\n    crop_scale: [0.3, 1.0]\n"
+        "prune:\n  sfp_epochs: 1\n  search:\n    trials: 16\n"
+    )
+    (tmp_path / "more.yaml").write_text(
+        "base: recipe.yaml\ntrain:\n  augment:\n    crop_scale: [0.5, 1.0]\nprune:\n  sfp_epochs: 2\n"
+        "pipeline:\n  distill_epochs: 2\n"
+    )
+    assert read_config_file(tmp_path / "more.yaml") == {
+        "train": {"lr": 0.002, "augment": {"image_size": 384, "crop_scale": [0.5, 1.0]}},  # the list replaced
+        "prune": {"sfp_epochs": 2, "search": {"trials": 16}},
+        "pipeline": {"distill_epochs": 2},
+    }
+
+
+def test_a_base_chain_that_loops_or_names_no_file_is_refused(tmp_path):
+    from featherface.config_schema import read_config_file
+
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\ntrain:\n  lr: 0.001\n")
+    with pytest.raises(ConfigError, match=r"loop\.yaml: base: more than 4 configs deep"):
+        read_config_file(tmp_path / "loop.yaml")
+    (tmp_path / "bad.yaml").write_text("base: [pool]\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: base: expected a preset name or a config file path"):
+        read_config_file(tmp_path / "bad.yaml")
+    (tmp_path / "gone.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(ConfigError, match=r"missing\.yaml: no such config file"):
+        read_config_file(tmp_path / "gone.yaml")
+
+
+def test_the_continuation_preset_is_the_pool_recipe_with_its_own_few_changes():
+    pool, more = load_pipeline_config("pool"), load_pipeline_config("pool-continue")
+    assert (more.student, more.student_init, more.distill_epochs, more.distill_lr) == (
+        "nano-b-distilled",
+        "own",
+        2,
+        4e-4,
+    )
+    assert dataclasses.replace(more, student=pool.student, student_init=pool.student_init,
+                               distill_epochs=pool.distill_epochs, distill_lr=None) == pool  # fmt: skip
+    prune = load_prune_config("pool-continue")
+    assert (prune.sfp_epochs, prune.finetune_epochs) == (2, 3)
+    assert prune.search == load_prune_config("pool").search
+    assert load_train_config("pool-continue") == load_train_config("pool")
+
+
+def test_distill_epochs_0_needs_a_student_that_ships_weights():
+    assert PipelineConfig(student="nano-b-distilled", distill_epochs=0).distill_epochs == 0
+    with pytest.raises(ConfigError, match="distill_epochs: 0 keeps the student as it is"):
+        PipelineConfig(student="nano-b", distill_epochs=0)
+    with pytest.raises(ConfigError, match="distill_epochs: 0 keeps the student as it is"):
+        PipelineConfig(student="nano-b-distilled", student_init="teacher-backbone", distill_epochs=0)

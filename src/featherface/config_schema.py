@@ -261,7 +261,8 @@ def apply_overrides(
 
 
 # ------------------------------------------------------------------------------------------------- config files
-PRESETS = ("sample", "widerface", "pool")
+PRESETS = ("sample", "widerface", "pool", "pool-continue")
+MAX_CONFIG_BASES = 4  # base: chains (a recipe on a recipe); deeper is a mistake or a loop
 # The sections a config file may hold, each with the word its errors use ("unknown training option").
 CONFIG_SECTIONS = {"train": "training", "prune": "pruning", "distill": "distillation", "pipeline": "pipeline"}
 # Bounds on a config file, checked before it is parsed or built: the presets are under 3 KB and about 100 YAML
@@ -280,13 +281,38 @@ def config_path(source: str | Path) -> Path:
     return preset_path(str(source)) if str(source) in PRESETS else Path(source)
 
 
-def read_config_file(source: str | Path) -> dict[str, Any]:
+def read_config_file(source: str | Path, _depth: int = 0) -> dict[str, Any]:
     """A preset name or a YAML path, as a mapping: either sections (``train:``, ``prune:``, ``distill:``,
     ``pipeline:``, each optional) or, without any, the training options themselves. A :class:`ConfigError` naming
-    the file otherwise."""
+    the file otherwise.
+
+    ``base: NAME`` (a preset, or a path relative to the file) starts from that config: the file's own values
+    replace the base's one by one (mappings merged key by key, lists and values replaced), so a recipe that differs
+    in a few options says only those. The mapping returned is the merged one (what provenance records)."""
+    path = config_path(source)
+    loaded = _read_one_config_file(source, path)
+    if "base" not in loaded:
+        return loaded
+    base = loaded.pop("base")
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: base: expected a preset name or a config file path, got {short_repr(base)}")
+    if _depth >= MAX_CONFIG_BASES:
+        raise ConfigError(f"{path}: base: more than {MAX_CONFIG_BASES} configs deep (or a file that is its own base)")
+    base_source: str | Path = base if base in PRESETS else path.parent / base
+    return _merged(read_config_file(base_source, _depth + 1), loaded)
+
+
+def _merged(base: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in own.items():
+        inner = merged.get(key)
+        merged[key] = _merged(inner, value) if isinstance(inner, dict) and isinstance(value, dict) else value
+    return merged
+
+
+def _read_one_config_file(source: str | Path, path: Path) -> dict[str, Any]:
     import yaml  # lazy: the training extra's (the base install checks configs but reads no files)
 
-    path = config_path(source)
     if not path.is_file():
         raise ConfigError(f"{source}: no such config file (or preset: {', '.join(PRESETS)})")
     try:
@@ -307,7 +333,7 @@ def read_config_file(source: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: expected a mapping of options, found {type(loaded).__name__}")
     if set(loaded) & set(CONFIG_SECTIONS):
         for key in loaded:
-            if key not in CONFIG_SECTIONS:
+            if key not in CONFIG_SECTIONS and key != "base":
                 raise ConfigError(
                     f"{path}: {short_text(str(key))}: not a section (a file with sections holds only "
                     f"{', '.join(s + ':' for s in sorted(CONFIG_SECTIONS))})"

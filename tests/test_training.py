@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from featherface.config_schema import build
-from featherface.models.checkpoint import load_checkpoint
+from featherface.models.checkpoint import load_checkpoint, save_checkpoint
 from featherface.models.zoo import create_model
 from featherface.training.config import TrainConfig, load_train_config
 from featherface.training.schedule import lr_multiplier
@@ -181,3 +181,25 @@ def test_batchnorm_recalibration_measures_the_calibration_batches():
         stem_out = net.backbone.stem.conv(images)
     torch.testing.assert_close(net.backbone.stem.bn.running_mean, stem_out.mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-3)
     assert net.backbone.stem.bn.momentum == 0.1  # restored
+
+
+def test_channels_last_training_steps_as_the_contiguous_one(tmp_path):
+    """The same seeded step in NHWC and NCHW: the loss and every updated weight agree to float rounding, the
+    network really is channels-last, and its checkpoint is saved contiguous."""
+    steps = {}
+    for channels_last in (False, True):
+        trainer = Trainer(create_model("nano-b", seed=0), small_config(channels_last=channels_last),
+                          tmp_path / str(channels_last))  # fmt: skip
+        images, targets = next(iter(trainer.loader))
+        losses = trainer._step(images, targets)
+        weights = {name: p.detach().clone().contiguous() for name, p in trainer.net.named_parameters()}
+        four_d = [p for p in trainer.net.parameters() if p.dim() == 4]
+        assert all(p.is_contiguous(memory_format=torch.channels_last) for p in four_d) == channels_last
+        steps[channels_last] = (float(losses["total"]), weights)
+        if channels_last:  # safetensors takes contiguous tensors only: the save makes them so
+            saved, _ = load_checkpoint(save_checkpoint(trainer.net, tmp_path / "nhwc.safetensors"))
+            for name, tensor in saved.state_dict().items():
+                torch.testing.assert_close(tensor, trainer.net.state_dict()[name], atol=0, rtol=0, msg=name)
+    assert steps[True][0] == pytest.approx(steps[False][0], rel=1e-5)
+    for name, weight in steps[False][1].items():
+        torch.testing.assert_close(steps[True][1][name], weight, atol=1e-4, rtol=1e-4, msg=name)

@@ -125,8 +125,9 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.ctx: DistributedContext = init_distributed(config.device)
         torch.manual_seed(config.seed)
-        self.net = net.to(self.ctx.device)
-        self.objective = (objective or TaskObjective(net, config)).to(self.ctx.device)
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.net = net.to(self.ctx.device, memory_format=self.memory_format)
+        self.objective = (objective or TaskObjective(net, config)).to(self.ctx.device, memory_format=self.memory_format)
         self.train_annotations, self.val_annotations = self._annotations(train_annotations, val_annotations)
         self._make_loader()
         params = [p for p in self.net.parameters() if p.requires_grad] + list(self.objective.parameters())
@@ -287,7 +288,7 @@ class Trainer:
 
     # ------------------------------------------------------------------- loop
     def _step(self, images: torch.Tensor, targets: list[Targets]) -> dict[str, torch.Tensor]:
-        images = images.to(self.ctx.device, non_blocking=True)
+        images = images.to(self.ctx.device, non_blocking=True, memory_format=self.memory_format)
         with torch.autocast(self.ctx.device.type, enabled=self.use_amp):
             losses = self.objective(self.model, images, targets)
         total = losses["total"]

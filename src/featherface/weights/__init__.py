@@ -39,16 +39,16 @@ SHIPPED: dict[str, ShippedModel] = {
         ShippedModel(
             "nano-b-pretrained",
             "nano_b_pretrained.safetensors",
-            "ce2e5636ac412427530d2253913524e7d4583f886161ba75ce9ec6a3ad5cedf7",
+            "f1b56bf16b2ed8ab14274409bf7fd823ba49c8cea16b7bcfb6f54b51787739c2",
             "nano_b_pretrained.onnx",
-            "dfbef7537c665a7f979f21b16fbf12442136393b5a33be6cf0e5fd24a4e7915b",
+            "d67f192362bde7c7682e9c606595817dd86beeaa33d72fa7e93bdbeefc51957c",
         ),
         ShippedModel(
             "nano-b-distilled",
             "nano_b_distilled.safetensors",
-            "70185105a90a15f579e6003df1320613e31bec803f86667f731b61185ecdc3ac",
+            "bd7d5dfd86c167143fb9c8d9bc249de04e6943827d70da642a259423b7c8c8d8",
             "nano_b_distilled.onnx",
-            "d2592e7abd9ece88613088d0f26a8a876963c7760a78460f85ed56b423215511",
+            "27bd025b0efc25ff1a310b0e705e5eb65528360081008f04137da9a12ac5d1a1",
         ),
     )
 }

@@ -7,9 +7,10 @@ settings (distillation from the teacher on the pool's training photos, ``prune.f
 - ``no-cbam``: CBAM removed at every level.
 Each arm is exported through the deployment graph with onnxruntime parity checked (``OUT/ARM.onnx``); score them in
 one run beside the teacher with ``benchmarks/model_card.py OUT/*.onnx retinaface-mnet025`` (AP, agreement, recall
-and latency). The ONNX files carry the unpruned architecture's config, so only the ONNX runner reads them: the
-seed's architecture has CBAM on every level and a network without it is not SPEC, so this is a measurement, not a
-model the zoo can build. The training folders ``OUT/ARM/`` are the trainer's record (losses, validation AP).
+and latency). Each ONNX file carries the starting model's config, CBAM included (the card's params column shows
+that model's count; ``OUT/arms.json`` has each arm's own), so only the ONNX runner reads them: the seed's
+architecture has CBAM on every level and a network without it is not SPEC, so this is a measurement, not a model
+the zoo can build. The training folders ``OUT/ARM/`` are the trainer's record (losses, validation AP).
 
 Usage: python benchmarks/cbam_cost.py --out runs/cbam-cost [--model nano-b-pretrained] [--epochs 1]
        [--labels runs/pool/teacher-labels] [--arms cbam no-cbam-s8 no-cbam] [--max-minutes M]
@@ -27,6 +28,7 @@ from pathlib import Path
 from torch import nn
 
 from featherface.export.onnx import export_onnx
+from featherface.fileio import atomic_write_bytes
 from featherface.models.detector_net import DetectorNet, count_parameters
 from featherface.models.loader import load_model
 from featherface.pruning.phases import load_prune_config
@@ -88,7 +90,8 @@ def main() -> None:
         }
         print(f"{name}: {results[name]}")
     settings = {"model": args.model, "epochs": args.epochs, "lr": finetune.lr, "seed": args.seed, "data": POOL_TRAIN}
-    (out / "arms.json").write_text(json.dumps({"settings": settings, "arms": results}, indent=1) + "\n")
+    record = json.dumps({"settings": settings, "arms": results}, indent=1) + "\n"
+    atomic_write_bytes(out / "arms.json", record.encode())
 
 
 if __name__ == "__main__":

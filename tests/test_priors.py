@@ -10,6 +10,11 @@ def test_priors_count_at_640_is_16800():
     priors = PriorBox()(640, 640)
     assert priors.shape == (16800, 4)
     assert PriorBox().feature_map_sizes(640, 640) == [(80, 80), (40, 40), (20, 20)]
+    assert PriorBox().level_sizes(640, 640) == [12800, 3200, 800]  # 80² x 2, 40² x 2, 20² x 2
+    # the last prior of a level has the level's anchor size: 32/640 at stride 8, 512/640 at stride 32
+    assert priors[12799, 2].item() == pytest.approx(32 / 640)
+    assert priors[12800, 2].item() == pytest.approx(64 / 640)
+    assert priors[16799, 2].item() == pytest.approx(512 / 640)
 
 
 @pytest.mark.parametrize(("height", "width"), [(683, 1024), (480, 736), (1, 1), (33, 17), (720, 1280)])

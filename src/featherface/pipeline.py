@@ -271,7 +271,7 @@ def _finetune(run: PipelineRun, folder: Path) -> dict[str, Any]:
 
 
 def _calibrate(run: PipelineRun, folder: Path) -> dict[str, Any]:
-    """Phase 4: the deployed model's face logits shifted to keep the teacher's count of faces."""
+    """Phase 4: the deployed model's face logits shifted, level by level, to keep the teacher's count of faces."""
     import numpy as np
 
     from featherface.training.calibration import apply_logit_offset, fit_calibration
@@ -282,11 +282,15 @@ def _calibrate(run: PipelineRun, folder: Path) -> dict[str, Any]:
     images = run.pipe.calibration_images
     chosen = np.random.default_rng(0).choice(len(paths), size=min(images, len(paths)), replace=False)
     calibration = fit_calibration(net, run.teacher, [paths[i] for i in sorted(chosen)])
-    apply_logit_offset(net, calibration.logit_offset)
+    apply_logit_offset(net, calibration.logit_offsets)
     save_checkpoint(net, folder / "deployed.safetensors", {**meta, "calibration": calibration.to_dict()})
+    per_level = zip(calibration.logit_offsets, calibration.student_faces_before, calibration.teacher_faces, strict=True)
     _say(
-        f"phase 4: logit offset {calibration.logit_offset:+.3f} (the student kept {calibration.student_faces_before} "
-        f"faces at 0.5 where the teacher kept {calibration.teacher_faces}, over {calibration.images} photos)"
+        "phase 4: logit offsets per level (stride 8 first) "
+        + ", ".join(
+            f"{offset:+.3f} (kept {kept} faces at 0.5, the teacher {wanted})" for offset, kept, wanted in per_level
+        )
+        + f", over {calibration.images} photos"
     )
     return {"calibration": calibration.to_dict()}
 

@@ -71,6 +71,22 @@ def suppress(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray, confi
     return Detections(boxes=boxes[kept], scores=scores[kept], landmarks=landmarks[kept])
 
 
+def kept_priors(
+    box_deltas: np.ndarray,
+    scores: np.ndarray,
+    priors: np.ndarray,
+    variances: tuple[float, float],
+    scale: np.ndarray,
+    config: PostprocessConfig,
+) -> np.ndarray:
+    """One image's raw outputs ``(P, 4)``, face scores ``(P,)`` -> the indices of the priors whose faces survive the
+    threshold, top-k and NMS, best first (NMS in original-image pixels: ``scale`` = (sx, sy), as
+    :func:`postprocess`)."""
+    candidates = select_candidates(scores, config)
+    boxes = decode_boxes(box_deltas[candidates].astype(np.float32), priors[candidates], variances) * np.tile(scale, 2)
+    return candidates[nms(boxes, scores[candidates], config.nms_threshold, config.keep_top_k)]
+
+
 def postprocess(
     box_deltas: np.ndarray,
     class_logits: np.ndarray,
@@ -89,10 +105,10 @@ def postprocess(
     scores = face_scores(class_logits)
     results = []
     for i, (sx, sy) in enumerate(scales):
-        candidates = select_candidates(scores[i], config)
-        selected = priors[candidates]
         scale = np.array([sx, sy], dtype=np.float32)
-        boxes = decode_boxes(box_deltas[i, candidates].astype(np.float32), selected, variances) * np.tile(scale, 2)
-        points = decode_landmarks(landmark_deltas[i, candidates].astype(np.float32), selected, variances)
-        results.append(suppress(boxes, scores[i, candidates], points.reshape(-1, 5, 2) * scale, config))
+        kept = kept_priors(box_deltas[i], scores[i], priors, variances, scale, config)
+        selected = priors[kept]
+        boxes = decode_boxes(box_deltas[i, kept].astype(np.float32), selected, variances) * np.tile(scale, 2)
+        points = decode_landmarks(landmark_deltas[i, kept].astype(np.float32), selected, variances)
+        results.append(Detections(boxes=boxes, scores=scores[i, kept], landmarks=points.reshape(-1, 5, 2) * scale))
     return results

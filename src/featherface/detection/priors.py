@@ -28,9 +28,13 @@ class PriorBox:
     def feature_map_sizes(self, height: int, width: int) -> list[tuple[int, int]]:
         return [(math.ceil(height / s), math.ceil(width / s)) for s in self.anchors.steps]
 
+    def level_sizes(self, height: int, width: int) -> list[int]:
+        """Priors per pyramid level, in the order they come (stride 8 first)."""
+        sizes = zip(self.feature_map_sizes(height, width), self.anchors.min_sizes, strict=True)
+        return [h * w * len(min_sizes) for (h, w), min_sizes in sizes]
+
     def num_priors(self, height: int, width: int) -> int:
-        a = self.anchors.anchors_per_cell
-        return sum(h * w * a for h, w in self.feature_map_sizes(height, width))
+        return sum(self.level_sizes(height, width))
 
     def array(self, height: int, width: int) -> np.ndarray:
         """The priors as a read-only float32 numpy array ``(P, 4)``, shared between calls of one size."""

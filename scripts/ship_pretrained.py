@@ -58,7 +58,7 @@ def provenance(run: Path, config: str, commit: str | None = None) -> dict:
         "distill_lr": pipe.get("distill_lr"),
         # a run that continued the shipped distilled student: where that one came from (its own provenance)
         "student_provenance": _student_provenance(pipe) if pipe.get("student_init", "own") == "own" else None,
-        "calibration": report.get("calibration"),  # phase 4's logit offset, if the run calibrated
+        "calibration": report.get("calibration"),  # phase 4's logit offsets (per level), if the run calibrated
         "terms": DATA_TERMS,
         "git_commit": commit or _git_commit(),
         "timings_s": report.get("timings_s"),

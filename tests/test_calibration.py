@@ -60,34 +60,58 @@ def test_offsets_per_level_shift_only_their_level():
         apply_logit_offset(shifted, (0.5, 0.0))
 
 
+def _teacher_detector(teacher):
+    return Detector.from_net(teacher, device="cpu", postprocess_config=PostprocessConfig(conf_threshold=0.02))
+
+
 def test_scores_by_level_split_the_detectors_faces():
     teacher = create_model("retinaface-mnet025").eval()
-    detector = Detector.from_net(teacher, device="cpu", postprocess_config=PostprocessConfig(conf_threshold=0.02))
-    image = read_image(SAMPLE_IMAGES / "faceapi_sample4.jpg")
+    detector = _teacher_detector(teacher)
+    image = read_image(SAMPLE_IMAGES / "grace_hopper_512x512.jpg")
     levels = scores_by_level(detector, image)
-    assert len(levels) == 3
     np.testing.assert_array_equal(np.sort(np.concatenate(levels)), np.sort(detector.detect(image).scores))
+    # her face is ~220 px in a 512-px photo: the teacher finds it on stride 32 (anchors 256/512), not below
+    face = detector.detect(image)
+    best = int(np.argmax(face.scores))
+    assert 180 < face.boxes[best, 2] - face.boxes[best, 0] < 300
+    assert levels[2].max() == face.scores[best] > 0.99
+    assert levels[0].max(initial=0) < 0.5 and levels[1].max(initial=0) < 0.5
+
+
+# The teacher's faces at 0.2 on these photos, per level (stride 8, 16, 32): astronaut 1 and camera 1 on stride 16;
+# faceapi_sample4 5 on stride 16, four at 0.998-1.0 and one at 0.314; grace_hopper 1 on stride 32 (0.998).
+CALIBRATION_PHOTOS = ("astronaut.jpg", "camera.jpg", "faceapi_sample4.jpg", "grace_hopper_512x512.jpg")
 
 
 def test_fitted_offsets_give_the_teacher_count_of_faces():
-    # the teacher scores these faces 0.998-1.0, and one more at 0.314 (faceapi_sample4), the only one near 0.2
-    names = ("astronaut.jpg", "camera.jpg", "faceapi_sample4.jpg", "grace_hopper_512x512.jpg")
-    paths = [SAMPLE_IMAGES / name for name in names]
+    paths = [SAMPLE_IMAGES / name for name in CALIBRATION_PHOTOS]
     teacher = create_model("retinaface-mnet025").eval()
     student = copy.deepcopy(teacher)
     apply_logit_offset(student, -2.0)  # an under-confident copy of the teacher: 0.314 -> 0.058, 0.998 -> 0.985
     wanted = _faces_at(teacher, paths, 0.2)
     assert _faces_at(student, paths, 0.2) == wanted - 1
     calibration = fit_calibration(student, teacher, paths, threshold=0.2, progress=False)
-    assert sum(calibration.teacher_faces) == wanted
-    assert sum(calibration.student_faces_before) == wanted - 1
-    # only the level of the 0.314 face lost one; by hand: logit(0.2) - (logit(0.314) - 2) = -1.386 + 0.781 + 2 = 1.39
-    level = int(np.argmax(np.subtract(calibration.teacher_faces, calibration.student_faces_before)))
-    expected = [0.0, 0.0, 0.0]
-    expected[level] = 1.39
-    assert calibration.logit_offsets == pytest.approx(expected, abs=0.02)
+    assert calibration.teacher_faces == (0, 7, 1)
+    assert calibration.student_faces_before == (0, 6, 1)
+    # only stride 16 lost one; by hand: logit(0.2) - (logit(0.314) - 2) = -1.386 + 0.781 + 2 = 1.39
+    assert calibration.logit_offsets == pytest.approx((0.0, 1.39, 0.0), abs=0.02)
     apply_logit_offset(student, calibration.logit_offsets)
     assert _faces_at(student, paths, 0.2) == wanted
+
+
+def test_a_short_level_is_raised_while_a_level_with_a_surplus_is_left_alone():
+    paths = [SAMPLE_IMAGES / name for name in CALIBRATION_PHOTOS]
+    teacher = create_model("retinaface-mnet025").eval()
+    student = copy.deepcopy(teacher)
+    # strides 8 and 16 under-confident (the 0.314 face falls to 0.058), stride 32 over-confident (0.998 -> 0.9993):
+    # its count stays the teacher's, and matching its score would need a negative offset (-1.386 - 7.2), not
+    # applied. (Stride 8 goes down with 16 and stride 32 rises by only 1, so that no candidate the teacher's NMS
+    # removed now outranks the 0.058 face and suppresses it: NMS runs across levels.)
+    apply_logit_offset(student, (-2.0, -2.0, 1.0))
+    calibration = fit_calibration(student, teacher, paths, threshold=0.2, progress=False)
+    assert calibration.teacher_faces == (0, 7, 1)
+    assert calibration.student_faces_before == (0, 6, 1)
+    assert calibration.logit_offsets == pytest.approx((0.0, 1.39, 0.0), abs=0.02)
 
 
 def test_a_level_that_keeps_more_faces_than_the_teachers_is_not_lowered():
@@ -96,10 +120,10 @@ def test_a_level_that_keeps_more_faces_than_the_teachers_is_not_lowered():
     student = copy.deepcopy(teacher)
     apply_logit_offset(student, 3.0)  # over-confident everywhere: keeps more faces than the teacher at 0.5
     calibration = fit_calibration(student, teacher, paths, progress=False)
-    assert all(
-        kept >= wanted for kept, wanted in zip(calibration.student_faces_before, calibration.teacher_faces, strict=True)
-    )
-    assert sum(calibration.student_faces_before) > sum(calibration.teacher_faces)
+    assert calibration.teacher_faces == (0, 4, 1)
+    # stride 16 gains the 0.314 face (0.90) and more: it is not lowered back to the teacher's 4
+    assert calibration.student_faces_before[1] >= 5
+    assert all(kept >= wanted for kept, wanted in zip(calibration.student_faces_before, (0, 4, 1), strict=True))
     assert calibration.logit_offsets == (0.0, 0.0, 0.0)
 
 

@@ -11,7 +11,8 @@ def test_priors_count_at_640_is_16800():
     assert priors.shape == (16800, 4)
     assert PriorBox().feature_map_sizes(640, 640) == [(80, 80), (40, 40), (20, 20)]
     assert PriorBox().level_sizes(640, 640) == [12800, 3200, 800]  # 80² x 2, 40² x 2, 20² x 2
-    # the last prior of a level has the level's anchor size: 32/640 at stride 8, 512/640 at stride 32
+    # levels end where level_sizes says: the last prior of stride 8 has its larger anchor (32 px), the first of
+    # stride 16 its smaller one (64 px), the last of all stride 32's larger one (512 px)
     assert priors[12799, 2].item() == pytest.approx(32 / 640)
     assert priors[12800, 2].item() == pytest.approx(64 / 640)
     assert priors[16799, 2].item() == pytest.approx(512 / 640)

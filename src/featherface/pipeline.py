@@ -48,8 +48,9 @@ class PipelineConfig(Config):
     # nano-b-distilled, to continue it), or the teacher's trained backbone when both are MobileNetV1-0.25 layer
     # for layer (SPEC section 4; recorded in the distillation's phase.json).
     student_init: str = dataclasses.field(default="own", metadata=rule(choices=STUDENT_INITS))
-    # Phase 4: shift the deployed student's face logits so that at the default threshold it keeps as many faces as
-    # the teacher on this many training photos (featherface.training.calibration); ranking unchanged.
+    # Phase 4: raise the deployed student's face logits, level by level, so that at the default threshold each
+    # pyramid level keeps about as many faces as the teacher's on this many training photos
+    # (featherface.training.calibration); the ranking within a level is unchanged.
     calibrate: bool = False
     calibration_images: int = dataclasses.field(default=400, metadata=rule(ge=1))
     teacher_epochs: int = dataclasses.field(default=40, metadata=rule(ge=1))
@@ -288,7 +289,8 @@ def _calibrate(run: PipelineRun, folder: Path) -> dict[str, Any]:
     _say(
         "phase 4: logit offsets per level (stride 8 first) "
         + ", ".join(
-            f"{offset:+.3f} (kept {kept} faces at 0.5, the teacher {wanted})" for offset, kept, wanted in per_level
+            f"{offset:+.3f} (kept {kept} faces at {calibration.threshold_target}, the teacher {wanted})"
+            for offset, kept, wanted in per_level
         )
         + f", over {calibration.images} photos"
     )

@@ -79,7 +79,7 @@ def kept_priors(
     scale: np.ndarray,
     config: PostprocessConfig,
 ) -> np.ndarray:
-    """One image's raw outputs ``(P, 4)``, face scores ``(P,)`` -> the indices of the priors whose faces survive the
+    """One image's box deltas ``(P, 4)`` and face scores ``(P,)`` -> the indices of the priors whose faces survive the
     threshold, top-k and NMS, best first (NMS in original-image pixels: ``scale`` = (sx, sy), as
     :func:`postprocess`)."""
     candidates = select_candidates(scores, config)

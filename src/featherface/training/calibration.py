@@ -15,6 +15,9 @@ body-sized boxes over 0.5 (precision on the 9 sample photos 0.833 -> 0.758). A l
 teacher's count gets no offset rather than a negative one: the teacher and the student need not put a face on the
 same level (a face between two anchor sizes), so a level's surplus is not evidence of over-confidence on faces
 (lowering stride 32 to the teacher's count would have needed -5.5).
+
+The counts are matched approximately: NMS runs across levels, so a raised level's faces can suppress (or stop being
+suppressed by) overlapping faces of another level; the offsets are fitted on the counts before the shift.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ from featherface.models.detector_net import DetectorNet
 
 # Scores below this never matter to the count (the default threshold is 0.5); keeping them costs nothing.
 CANDIDATE_THRESHOLD = 0.02
-# An offset beyond this is no calibration but a broken model: refuse rather than fold it in.
+# A raise beyond this is no calibration but a broken model: refuse rather than fold it in. (Offsets only go up: a
+# level's surplus is not refused, see above.)
 MAX_LOGIT_OFFSET = 4.0
 
 
@@ -70,8 +74,8 @@ def _logit(p: float) -> float:
 
 
 def scores_by_level(detector: Detector, image: np.ndarray) -> list[np.ndarray]:
-    """The scores of the faces ``detector`` keeps in ``image`` (its original size, its own threshold and NMS),
-    split by the pyramid level of the prior each face came from (stride 8 first)."""
+    """The scores of the faces ``detector`` keeps in ``image`` (its original size, or ``max_size`` when larger; its
+    own threshold and NMS), split by the pyramid level of the prior each face came from (stride 8 first)."""
     runner = detector.runner
     if not isinstance(runner, RetinaFaceLayout):
         raise TypeError(f"per-level scores need a RetinaFace-layout network, not {type(runner).__name__}")
@@ -79,12 +83,13 @@ def scores_by_level(detector: Detector, image: np.ndarray) -> list[np.ndarray]:
     box_deltas, class_logits, _ = runner(batch)
     anchors = runner.config.anchors
     height, width = batch.shape[2:]
-    priors = PriorBox(anchors).array(height, width)
+    prior_box = PriorBox(anchors)
+    priors = prior_box.array(height, width)
     scores = face_scores(class_logits[0])
     scale = np.asarray(scales[0], dtype=np.float32)
     kept = kept_priors(box_deltas[0], scores, priors, anchors.variances, scale, detector.postprocess_config)
-    level = np.searchsorted(np.cumsum(PriorBox(anchors).level_sizes(height, width)), kept, side="right")
-    return [scores[kept[level == k]] for k in range(len(anchors.steps))]
+    kept_levels = np.searchsorted(np.cumsum(prior_box.level_sizes(height, width)), kept, side="right")
+    return [scores[kept[kept_levels == level]] for level in range(len(anchors.steps))]
 
 
 def fit_calibration(
@@ -94,7 +99,7 @@ def fit_calibration(
     threshold: float = 0.5,
     progress: bool = True,
 ) -> Calibration:
-    """The per-level logit offsets that make ``student`` keep, at ``threshold``, at least as many faces on each
+    """The per-level logit offsets that make ``student`` keep, at ``threshold``, about as many faces on each
     pyramid level over ``images`` as ``teacher`` does there (both at each image's original size, their own NMS;
     a level already at the teacher's count keeps offset 0). Unreadable images are skipped."""
     if not 0 < threshold < 1:
@@ -118,29 +123,29 @@ def fit_calibration(
                 into[level].append(scores)
     if not used:
         raise ValueError("calibration: none of the images could be read")
-    teacher_all = [np.concatenate(s) for s in teacher_scores]
-    student_all = [np.sort(np.concatenate(s))[::-1] for s in student_scores]
-    wanted = [int((s >= threshold).sum()) for s in teacher_all]
-    before = [int((s >= threshold).sum()) for s in student_all]
-    found = sum(len(s) for s in student_all)
-    if found < sum(wanted):
-        raise ValueError(
-            f"calibration: the student finds {found} candidate faces (score > {CANDIDATE_THRESHOLD}) where "
-            f"the teacher keeps {sum(wanted)} at {threshold}: it was not distilled from this teacher, or not trained"
-        )
+    teacher_per_level = [np.concatenate(s) for s in teacher_scores]
+    student_per_level = [np.sort(np.concatenate(s))[::-1] for s in student_scores]
+    wanted = [int((s >= threshold).sum()) for s in teacher_per_level]
+    before = [int((s >= threshold).sum()) for s in student_per_level]
     offsets = []
-    for level, (count, scores) in enumerate(zip(wanted, student_all, strict=True)):
-        if count == 0 or len(scores) == 0:
+    for level, (teacher_count, scores) in enumerate(zip(wanted, student_per_level, strict=True)):
+        if teacher_count == 0:
             offsets.append(0.0)  # nothing to match on this level
             continue
-        needed = float(scores[min(count, len(scores)) - 1])
+        if len(scores) < teacher_count:
+            raise ValueError(
+                f"calibration: on level {level} the student finds {len(scores)} candidate faces (score > "
+                f"{CANDIDATE_THRESHOLD}) where the teacher keeps {teacher_count} at {threshold}: it was not distilled "
+                "from this teacher, or not trained"
+            )
+        needed = float(scores[teacher_count - 1])
         # a hair more, so that the matched face lands above the threshold, not on it (float rounding, strict ">")
         offset = max(0.0, _logit(threshold) - _logit(needed) + 1e-4)
         if offset > MAX_LOGIT_OFFSET:
             raise ValueError(
                 f"calibration: level {level} of the student would need a logit offset of {offset:+.2f} to keep the "
-                f"teacher's {count} faces at {threshold} (it keeps {before[level]}); an offset > {MAX_LOGIT_OFFSET} "
-                "means it was not distilled from this teacher, or not trained"
+                f"teacher's {teacher_count} faces at {threshold} (it keeps {before[level]}); an offset > "
+                f"{MAX_LOGIT_OFFSET} means it was not distilled from this teacher, or not trained"
             )
         offsets.append(offset)
     return Calibration(tuple(offsets), threshold, tuple(wanted), tuple(before), used)
@@ -150,7 +155,7 @@ def apply_logit_offset(net: DetectorNet, offset: float | Sequence[float]) -> Non
     """Fold ``offset`` (one for every level, or one per level, stride 8 first) into the heads' classification
     biases: ``+offset/2`` on face, ``-offset/2`` on background (channels are ``anchor * 2 + class``, class 0
     background, 1 face; see :class:`featherface.nn.DetectionHead`)."""
-    offsets = [float(offset)] * len(net.heads) if isinstance(offset, int | float) else [float(o) for o in offset]
+    offsets = [float(offset)] * len(net.heads) if np.ndim(offset) == 0 else [float(o) for o in offset]
     if len(offsets) != len(net.heads):
         raise ValueError(f"{len(offsets)} logit offsets for a network with {len(net.heads)} levels")
     with torch.no_grad():

@@ -39,16 +39,16 @@ SHIPPED: dict[str, ShippedModel] = {
         ShippedModel(
             "nano-b-pretrained",
             "nano_b_pretrained.safetensors",
-            "f1b56bf16b2ed8ab14274409bf7fd823ba49c8cea16b7bcfb6f54b51787739c2",
+            "6281122f7e2b59c8fd0c74b1c1ddaf2cceccb65f54222b988079302ca9db8145",
             "nano_b_pretrained.onnx",
-            "d67f192362bde7c7682e9c606595817dd86beeaa33d72fa7e93bdbeefc51957c",
+            "bbec83986bbc1201c5bb6628ac09f9cc1c9675a4ec58dc200d2e8e46e699c785",
         ),
         ShippedModel(
             "nano-b-distilled",
             "nano_b_distilled.safetensors",
-            "bd7d5dfd86c167143fb9c8d9bc249de04e6943827d70da642a259423b7c8c8d8",
+            "e6891a6ee3bc249d6781b092b60c723723e1b031468a5c64e284cc5c9c1dbc1d",
             "nano_b_distilled.onnx",
-            "27bd025b0efc25ff1a310b0e705e5eb65528360081008f04137da9a12ac5d1a1",
+            "86a3ac50c606d4b730336c9cc4eb59b50e638bf46cd181bd55e6bdfb7c781a64",
         ),
     )
 }

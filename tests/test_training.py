@@ -203,3 +203,41 @@ def test_channels_last_training_steps_as_the_contiguous_one(tmp_path):
     assert steps[True][0] == pytest.approx(steps[False][0], rel=1e-5)
     for name, weight in steps[False][1].items():
         torch.testing.assert_close(steps[True][1][name], weight, atol=1e-4, rtol=1e-4, msg=name)
+
+
+def _bn_statistics(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: t.clone() for name, t in module.state_dict().items() if "running_" in name}
+
+
+def test_a_frozen_backbone_keeps_its_weights_and_statistics(tmp_path):
+    """backbone_lr_scale 0 and freeze_backbone_bn: one training step leaves the backbone exactly as loaded (weights
+    and BN statistics) while the layers above it learn and their BN statistics move."""
+    trainer = Trainer(create_model("nano-b", seed=0), small_config(backbone_lr_scale=0.0, freeze_backbone_bn=True),
+                      tmp_path)  # fmt: skip
+    backbone = {name: t.clone() for name, t in trainer.net.backbone.state_dict().items()}
+    rest = {name: p.detach().clone() for name, p in trainer.net.named_parameters() if not name.startswith("backbone.")}
+    rest_statistics = _bn_statistics(trainer.net.neck)
+    trainer._train_mode()
+    images, targets = next(iter(trainer.loader))
+    trainer._step(images, targets)
+    for name, tensor in trainer.net.backbone.state_dict().items():
+        torch.testing.assert_close(tensor, backbone[name], atol=0, rtol=0, msg=name)
+    moved = [name for name, p in trainer.net.named_parameters() if name in rest and not torch.equal(p, rest[name])]
+    assert len(moved) > len(rest) // 2
+    assert any(not torch.equal(t, rest_statistics[n]) for n, t in _bn_statistics(trainer.net.neck).items())
+
+
+def test_backbone_learns_at_its_share_of_the_lr_with_its_statistics_kept(tmp_path):
+    trainer = Trainer(create_model("nano-b", seed=0), small_config(backbone_lr_scale=0.1, freeze_backbone_bn=True),
+                      tmp_path)  # fmt: skip
+    rest_group, backbone_group = trainer.optimizer.param_groups
+    assert backbone_group["lr"] == pytest.approx(0.1 * rest_group["lr"])
+    assert {id(p) for p in backbone_group["params"]} == {id(p) for p in trainer.net.backbone.parameters()}
+    assert not {id(p) for p in rest_group["params"]} & {id(p) for p in backbone_group["params"]}
+    statistics = _bn_statistics(trainer.net.backbone)
+    weights = {name: p.detach().clone() for name, p in trainer.net.backbone.named_parameters()}
+    trainer._train_mode()
+    trainer._step(*next(iter(trainer.loader)))
+    assert any(not torch.equal(p, weights[name]) for name, p in trainer.net.backbone.named_parameters())
+    for name, tensor in _bn_statistics(trainer.net.backbone).items():
+        torch.testing.assert_close(tensor, statistics[name], atol=0, rtol=0, msg=name)

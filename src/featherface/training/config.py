@@ -41,6 +41,11 @@ class TrainConfig(Config):
     # Channels-last tensors (NHWC) for the networks and the batches: a distillation step on 2 CPU cores runs 1.2x
     # the crops/s of NCHW (benchmarks/distill_step.py); checkpoints are saved contiguous either way.
     channels_last: bool = False
+    # A student whose backbone starts trained (the teacher's, issue 21) may lose what it knows in the first steps,
+    # while the layers above it are still random: its learning rate as a share of ``lr`` (0 freezes its weights),
+    # and whether its batch-norm statistics stay as loaded (its BN layers kept in eval mode while training).
+    backbone_lr_scale: float = field(default=1.0, metadata=rule(ge=0, le=1))
+    freeze_backbone_bn: bool = False
     val_every: int = field(default=1, metadata=rule(ge=1))
     val_score_threshold: float = field(default=0.5, metadata=rule(ge=0, le=1))
     max_minutes: float | None = field(default=None, metadata=rule(gt=0))

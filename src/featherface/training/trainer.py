@@ -130,8 +130,7 @@ class Trainer:
         self.objective = (objective or TaskObjective(net, config)).to(self.ctx.device, memory_format=self.memory_format)
         self.train_annotations, self.val_annotations = self._annotations(train_annotations, val_annotations)
         self._make_loader()
-        params = [p for p in self.net.parameters() if p.requires_grad] + list(self.objective.parameters())
-        self.optimizer = self._make_optimizer(params)
+        self.optimizer = self._make_optimizer(self._param_groups())
         self.scheduler = self._make_scheduler()
         self.use_amp = config.amp and self.ctx.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
@@ -198,7 +197,41 @@ class Trainer:
         atomic_write_bytes(self.out_dir / "config.yaml", yaml.safe_dump({"train": self.config.to_dict()}).encode())
         self._trim_metrics(0)
 
-    def _make_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    def _backbone(self) -> nn.Module:
+        backbone = getattr(self.net, "backbone", None)
+        if not isinstance(backbone, nn.Module):
+            raise ValueError(f"backbone_lr_scale / freeze_backbone_bn: {type(self.net).__name__} has no backbone")
+        return backbone
+
+    def _param_groups(self) -> list[dict[str, Any]]:
+        """The optimiser's groups: everything trainable at ``lr``, the backbone at ``lr * backbone_lr_scale`` (its
+        weights frozen at 0); the objective's own parameters (adapters, loss weights) with the rest."""
+        c = self.config
+        if c.backbone_lr_scale == 1.0:
+            return [
+                {"params": [p for p in self.net.parameters() if p.requires_grad] + list(self.objective.parameters())}
+            ]
+        backbone = list(self._backbone().parameters())
+        if c.backbone_lr_scale == 0:
+            for param in backbone:
+                param.requires_grad_(False)  # no gradient computed for it at all, not just a zero step
+        in_backbone = {id(param) for param in backbone}
+        rest = [p for p in self.net.parameters() if p.requires_grad and id(p) not in in_backbone]
+        groups = [{"params": rest + list(self.objective.parameters())}]
+        trainable = [param for param in backbone if param.requires_grad]
+        if c.backbone_lr_scale > 0 and trainable:
+            groups.append({"params": trainable, "lr": c.lr * c.backbone_lr_scale})
+        return groups
+
+    def _train_mode(self) -> None:
+        """The network in training mode, but for the backbone's batch norms with ``freeze_backbone_bn``."""
+        self.net.train()
+        if self.config.freeze_backbone_bn:
+            for module in self._backbone().modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+
+    def _make_optimizer(self, params: list[dict[str, Any]]) -> torch.optim.Optimizer:
         c = self.config
         if c.optimizer == "sgd":
             return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
@@ -320,7 +353,7 @@ class Trainer:
             self.sampler.set_epoch(epoch)
             self.dataset.set_epoch(epoch)
             self.resumable_sampler.skip = steps * self.per_rank_batch
-            self.net.train()
+            self._train_mode()
             bar = tqdm(
                 self.loader,
                 desc=f"epoch {epoch + 1}/{c.epochs}",

@@ -78,13 +78,14 @@ def kept_priors(
     variances: tuple[float, float],
     scale: np.ndarray,
     config: PostprocessConfig,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """One image's box deltas ``(P, 4)`` and face scores ``(P,)`` -> the indices of the priors whose faces survive the
-    threshold, top-k and NMS, best first (NMS in original-image pixels: ``scale`` = (sx, sy), as
-    :func:`postprocess`)."""
+    threshold, top-k and NMS, best first, and their boxes ``(K, 4)`` in original-image pixels (``scale`` = (sx, sy),
+    as :func:`postprocess`; NMS runs on those)."""
     candidates = select_candidates(scores, config)
     boxes = decode_boxes(box_deltas[candidates].astype(np.float32), priors[candidates], variances) * np.tile(scale, 2)
-    return candidates[nms(boxes, scores[candidates], config.nms_threshold, config.keep_top_k)]
+    kept = nms(boxes, scores[candidates], config.nms_threshold, config.keep_top_k)
+    return candidates[kept], boxes[kept]
 
 
 def postprocess(
@@ -106,9 +107,7 @@ def postprocess(
     results = []
     for i, (sx, sy) in enumerate(scales):
         scale = np.array([sx, sy], dtype=np.float32)
-        kept = kept_priors(box_deltas[i], scores[i], priors, variances, scale, config)
-        selected = priors[kept]
-        boxes = decode_boxes(box_deltas[i, kept].astype(np.float32), selected, variances) * np.tile(scale, 2)
-        points = decode_landmarks(landmark_deltas[i, kept].astype(np.float32), selected, variances)
+        kept, boxes = kept_priors(box_deltas[i], scores[i], priors, variances, scale, config)
+        points = decode_landmarks(landmark_deltas[i, kept].astype(np.float32), priors[kept], variances)
         results.append(Detections(boxes=boxes, scores=scores[i, kept], landmarks=points.reshape(-1, 5, 2) * scale))
     return results

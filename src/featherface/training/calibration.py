@@ -87,7 +87,7 @@ def scores_by_level(detector: Detector, image: np.ndarray) -> list[np.ndarray]:
     priors = prior_box.array(height, width)
     scores = face_scores(class_logits[0])
     scale = np.asarray(scales[0], dtype=np.float32)
-    kept = kept_priors(box_deltas[0], scores, priors, anchors.variances, scale, detector.postprocess_config)
+    kept, _ = kept_priors(box_deltas[0], scores, priors, anchors.variances, scale, detector.postprocess_config)
     kept_levels = np.searchsorted(np.cumsum(prior_box.level_sizes(height, width)), kept, side="right")
     return [scores[kept[kept_levels == level]] for level in range(len(anchors.steps))]
 

@@ -216,3 +216,26 @@ def test_distill_epochs_0_needs_a_student_that_ships_weights():
         PipelineConfig(student="nano-b", distill_epochs=0)
     with pytest.raises(ConfigError, match="distill_epochs: 0 keeps the student as it is"):
         PipelineConfig(student="nano-b-distilled", student_init="teacher-backbone", distill_epochs=0)
+
+
+def test_every_benchmark_config_loads_in_every_section_it_feeds():
+    # the ablation configs are run by the commands in their headers; a typo in one would surface only hours later
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).parents[1] / "benchmarks" / "configs").glob("*.yaml"))
+    assert configs
+    for path in configs:
+        for load in (load_train_config, load_pipeline_config, load_prune_config):
+            load(path)
+
+
+def test_the_occlusion_arm_is_its_control_plus_occlusion():
+    from pathlib import Path
+
+    configs = Path(__file__).parents[1] / "benchmarks" / "configs"
+    arm, control = (
+        load_train_config(configs / "occlusion-0.3.yaml"),
+        load_train_config(configs / "backbone-lr-0.1.yaml"),
+    )
+    assert arm.augment.occlusion_probability == 0.3 and control.augment.occlusion_probability == 0.0
+    assert dataclasses.replace(arm, augment=control.augment) == control

@@ -82,3 +82,58 @@ def test_unreadable_image_is_skipped_and_reported(tmp_path):
 
     with pytest.raises(LabelError, match=r"bad\.jpg"):
         strict[0]
+
+
+def test_occlusion_covers_nose_to_chin_and_nothing_else():
+    from featherface.data.transforms import occlude_lower_face
+
+    image = np.zeros((100, 200, 3), np.uint8)
+    # face 40 wide, 50 tall; nose at y = 55, chin at y = 80
+    s = sample_with_one_face()
+    s = Sample(image, s.boxes, s.landmarks, s.has_landmarks)
+    out = occlude_lower_face(s, AugmentConfig(occlusion_probability=1.0), np.random.default_rng(0))
+    covered = out.image.any(axis=2)
+    assert not s.image.any(), "the caller's image must not be written into"
+    # the nose line is y = 55 +- 0.05 * 50; the patch's bottom is the chin (80) to 80 + 0.1 * 50
+    rows = np.flatnonzero(covered.any(axis=1))
+    assert 52 <= rows.min() <= 58 and 80 <= rows.max() <= 85
+    # centred on x = 40, as wide as the face (half-width 0.5-0.6 x 40 = 20-24 px)
+    cols = np.flatnonzero(covered.any(axis=0))
+    assert 15 <= cols.min() <= 21 and 59 <= cols.max() <= 65
+    assert covered[70, 40] and not covered[45, 40]  # the mouth is covered, the eyes are not
+    np.testing.assert_array_equal(out.boxes, s.boxes)
+    np.testing.assert_array_equal(out.landmarks, s.landmarks)
+
+
+def test_occlusion_without_landmarks_starts_55_percent_down():
+    from featherface.data.transforms import occlude_lower_face
+
+    s = sample_with_one_face()
+    s = Sample(np.zeros_like(s.image), s.boxes, np.zeros_like(s.landmarks), np.array([False]))
+    out = occlude_lower_face(s, AugmentConfig(occlusion_probability=1.0), np.random.default_rng(1))
+    rows = np.flatnonzero(out.image.any(axis=(1, 2)))
+    # 30 + 0.55 * 50 = 57.5, +- 2.5
+    assert 55 <= rows.min() <= 60
+
+
+def test_occlusion_skips_small_faces_and_draws_nothing_when_off():
+    from featherface.data.transforms import occlude_lower_face
+
+    s = sample_with_one_face()  # 40 x 50 px
+    small = occlude_lower_face(
+        s, AugmentConfig(occlusion_probability=1.0, occlusion_min_face_pixels=41), np.random.default_rng(0)
+    )
+    assert small.image is s.image
+    # with the default (0) augment draws the same numbers as before occlusion existed: a run replays bit for bit
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    augment(s, AugmentConfig(image_size=64), rng_a)
+    augment(s, AugmentConfig(image_size=64, occlusion_min_face_pixels=0), rng_b)
+    assert rng_a.random() == rng_b.random()
+    occluded = augment(
+        s,
+        AugmentConfig(image_size=64, occlusion_probability=1.0, occlusion_min_face_pixels=0),
+        np.random.default_rng(5),
+    )
+    plain = augment(s, AugmentConfig(image_size=64), np.random.default_rng(5))
+    np.testing.assert_array_equal(occluded.boxes, plain.boxes)
+    assert (occluded.image != plain.image).any()

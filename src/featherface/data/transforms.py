@@ -35,6 +35,12 @@ class AugmentConfig(Config):
     hue_delta: int = field(default=18, metadata=rule(ge=0, le=180))  # OpenCV hue units (0-180)
     # faces smaller than this at image_size are dropped after the crop
     min_face_pixels: float = field(default=1.0, metadata=rule(ge=0))
+    # Share of faces whose lower half (nose to chin) is covered by a random-colour patch after the resize, so the
+    # student sees faces behind masks, scarves, hands and microphones. The face keeps its box and landmarks: the
+    # detector must still find it. 0 (the default) draws nothing, so runs without it replay bit for bit.
+    occlusion_probability: float = field(default=0.0, metadata=rule(ge=0, le=1))
+    # faces smaller than this at image_size are never occluded: a covered 8-px face is no face at all
+    occlusion_min_face_pixels: float = field(default=16.0, metadata=rule(ge=0))
 
 
 @dataclass
@@ -127,8 +133,35 @@ def resize(sample: Sample, size: int, interpolation: int = cv2.INTER_LINEAR) -> 
     return Sample(image, sample.boxes * scale, sample.landmarks * scale, sample.has_landmarks)
 
 
+def occlude_lower_face(sample: Sample, config: AugmentConfig, rng: np.random.Generator) -> Sample:
+    """Cover the lower half of a share of the faces with a random-colour ellipse, as a mask or a scarf would.
+
+    The patch runs from the nose (landmark 2, or 55 % down a face without landmarks) to just below the chin and
+    spans the face's width or a little more. Faces below ``occlusion_min_face_pixels`` on either side are left
+    alone. Boxes and landmarks are unchanged.
+    """
+    image = sample.image
+    for i, box in enumerate(sample.boxes):
+        x1, y1, x2, y2 = (float(v) for v in box)
+        w, h = x2 - x1, y2 - y1
+        if min(w, h) < config.occlusion_min_face_pixels or rng.random() >= config.occlusion_probability:
+            continue
+        if image is sample.image:
+            image = image.copy()  # never write into the caller's (possibly cached) image
+        nose_y = float(sample.landmarks[i, 2, 1]) if sample.has_landmarks[i] else y1 + 0.55 * h
+        top = min(max(nose_y, y1 + 0.3 * h), y1 + 0.7 * h) + rng.uniform(-0.05, 0.05) * h
+        bottom = y2 + rng.uniform(0.0, 0.1) * h
+        centre = (round((x1 + x2) / 2), round(top))
+        axes = (max(1, round(w * rng.uniform(0.5, 0.6))), max(1, round(bottom - top)))
+        colour = tuple(int(c) for c in rng.integers(0, 256, size=3))
+        # the lower half of an ellipse centred on the nose line (OpenCV's angles run clockwise, y down: 0-180 is
+        # the half below the centre): straight across the nose, round under the chin, like a mask
+        cv2.ellipse(image, centre, axes, 0, 0, 180, colour, thickness=-1)
+    return Sample(image, sample.boxes, sample.landmarks, sample.has_landmarks)
+
+
 def augment(sample: Sample, config: AugmentConfig, rng: np.random.Generator) -> Sample:
-    """Crop, distort, flip, resize to ``config.image_size``; drops faces left smaller than ``min_face_pixels``."""
+    """Crop, distort, flip, resize to ``config.image_size``, occlude; drops faces smaller than ``min_face_pixels``."""
     sample = random_square_crop(sample, config, rng)
     if config.photometric:
         sample = Sample(
@@ -139,7 +172,10 @@ def augment(sample: Sample, config: AugmentConfig, rng: np.random.Generator) -> 
     sample = resize(sample, config.image_size, _INTERPOLATIONS[int(rng.integers(len(_INTERPOLATIONS)))])
     sizes = sample.boxes[:, 2:] - sample.boxes[:, :2]
     keep = (sizes >= config.min_face_pixels).all(axis=1)
-    return Sample(sample.image, sample.boxes[keep], sample.landmarks[keep], sample.has_landmarks[keep])
+    sample = Sample(sample.image, sample.boxes[keep], sample.landmarks[keep], sample.has_landmarks[keep])
+    if config.occlusion_probability > 0:
+        sample = occlude_lower_face(sample, config, rng)
+    return sample
 
 
 def letterbox(sample: Sample, size: int) -> Sample:

@@ -472,3 +472,37 @@ def test_trials_with_the_same_widths_reuse_the_first_ones_scores(tmp_path, monke
     assert [t.value for t in trials] == [-3.5, -3.5, -3.5]
     assert trials[1].user_attrs["widths"] == trials[0].user_attrs["widths"]
     assert [t.user_attrs["worker"] for t in trials] == [7, 7, 7]
+
+
+def test_the_pruning_phases_take_their_own_backbone_lr_share(tmp_path):
+    """prune.backbone_lr_scale overrides train's in phase 3 (0 here: the backbone's weights stay bit for bit while
+    the layers above move), and a changed share is a different study: trials scored at another backbone lr are
+    not resumed."""
+    from featherface.data.sample import load_sample
+    from featherface.losses.distill import DistillConfig
+    from featherface.pruning.phases import PruneConfig, _search_settings, finetune, save_masks
+    from featherface.training.config import TrainConfig
+
+    net = create_model("nano-b", seed=0)
+    masks = compute_masks(net, {g: lo for g, (lo, _) in LAYER_GROUPS.items()})
+    apply_masks(net, masks)
+    run = tmp_path / "prune"
+    run.mkdir()
+    save_checkpoint(net, run / "soft_pruned.safetensors")
+    save_masks(masks, run / "masks.safetensors")
+    train = TrainConfig(data="sample:train", batch_size=2, workers=0, warmup_epochs=0, backbone_lr_scale=1.0)
+    train.augment.image_size = 96
+    config = PruneConfig(finetune_epochs=1, finetune_lr=1e-2, backbone_lr_scale=0.0)
+    finetune(run, train, config, tmp_path / "ft", train_annotations=load_sample("train"))
+    before, _ = load_checkpoint(run / "soft_pruned.safetensors")
+    after, _ = load_checkpoint(tmp_path / "ft" / "last.safetensors")
+    old, new = before.state_dict(), after.state_dict()
+    weights = [k for k in old if k.endswith(".weight") and old[k].dim() == 4]
+    assert [k for k in weights if k.startswith("backbone.") and not torch.equal(old[k], new[k])] == []
+    assert any(not torch.equal(old[k], new[k]) for k in weights if not k.startswith("backbone."))
+
+    settings = [
+        _search_settings(train, PruneConfig(backbone_lr_scale=s), 8, 4, None, DistillConfig()) for s in (None, 1.0, 0.1)
+    ]
+    assert settings[0] == settings[1] != settings[2]
+    assert settings[2]["trial"]["backbone_lr_scale"] == 0.1

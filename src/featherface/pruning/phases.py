@@ -78,6 +78,18 @@ class PruneConfig(Config):
     mask: str = field(default="hard", metadata=rule(choices=("hard", "smooth")))  # smooth: sfp only
     finetune_epochs: int = field(default=10, metadata=rule(ge=1))
     finetune_lr: float = field(default=1e-4, metadata=rule(gt=0))
+    # The backbone's share of the lr in this phase's training (trials, SFP/one-shot, fine-tune); None: as
+    # train.backbone_lr_scale. A backbone kept near the teacher's while distilling (0.1) must still re-adapt once a
+    # fifth to a third of its filters are pruned: at 0.1 in every phase the hold-out fell 0.836 -> 0.631 through
+    # 1 + 1 epochs (issue 21, session 13), where the recipe at full lr loses about 0.07.
+    backbone_lr_scale: float | None = field(default=None, metadata=rule(ge=0, le=1))
+
+
+def _with_backbone_lr(train: TrainConfig, config: PruneConfig) -> TrainConfig:
+    """``train`` with the pruning phases' backbone lr share, where ``config`` sets one."""
+    if config.backbone_lr_scale is None:
+        return train
+    return dataclasses.replace(train, backbone_lr_scale=config.backbone_lr_scale)
 
 
 def load_prune_config(source: str | Path | None, overrides: Mapping[str, Any] | None = None) -> PruneConfig:
@@ -178,7 +190,7 @@ def prune(
     study = run_search(net, score, config.search, storage, progress, settings=settings)
     best = best_feasible_trial(study)
     rates = dict(best.user_attrs["rates"])
-    print(f"best rates (trial {best.number}): " + ", ".join(f"{g} {r:.3f}" for g, r in rates.items()), flush=True)
+    print(f"best rates (#{best.number}): " + ", ".join(f"{g} {r:.3f}" for g, r in rates.items()), flush=True)
     summary = soft_prune(
         net, rates, train, config, out_dir, val_annotations, teacher, resume, train_annotations, distill,
         _search_summary(study, best, config.search),
@@ -199,8 +211,8 @@ def _trial_scorer(
     filters frozen, so the pruned network is what is scored), BatchNorm statistics recomputed, then the
     validation loss."""
     trial_train = dataclasses.replace(
-        train, epochs=config.trial_epochs, lr=config.trial_lr, optimizer="adamw", warmup_epochs=0,
-        schedule="cosine", val=None, max_minutes=None, val_every=10**6,
+        _with_backbone_lr(train, config), epochs=config.trial_epochs, lr=config.trial_lr, optimizer="adamw",
+        warmup_epochs=0, schedule="cosine", val=None, max_minutes=None, val_every=10**6,
         dataset_repeats=config.trial_repeats or train.dataset_repeats,
     )  # fmt: skip
 
@@ -224,10 +236,11 @@ def _trial_scorer(
 def _print_trial(trials: int, done: int, info: dict[str, Any]) -> None:
     """One line per finished trial (``progress`` of :func:`featherface.pruning.search.run_search`)."""
     print(
-        f"{trial_count(done, trials)}: val loss {info['val_loss']:.4f}  params {info['params']:,}"
+        # "#N" is the study's trial number (from 0), the one the best-rates line, rates.json and study.db use
+        f"{trial_count(done, trials)} (#{info['number']}): val loss {info['val_loss']:.4f}  params {info['params']:,}"
         + ("" if info["feasible"] else " (outside the budget)")
         + (f"  time {info['latency_ratio']:.2f}x unpruned" if "latency_ratio" in info else "")
-        + (f"  (same widths as trial {info['same_widths_as']}: scores reused)" if "same_widths_as" in info else ""),
+        + (f"  (same widths as #{info['same_widths_as']}: scores reused)" if "same_widths_as" in info else ""),
         flush=True,
     )
 
@@ -244,7 +257,9 @@ def _search_settings(
     return {
         "data": {"train": train.data, "train_images": train_images, "val_images": val_images},
         "trial": {"epochs": config.trial_epochs, "lr": config.trial_lr, "repeats": config.trial_repeats,
-                  "image_size": train.augment.image_size, "batch_size": train.batch_size},
+                  "image_size": train.augment.image_size, "batch_size": train.batch_size,
+                  "backbone_lr_scale": _with_backbone_lr(train, config).backbone_lr_scale,
+                  "freeze_backbone_bn": train.freeze_backbone_bn},
         "teacher": None if teacher is None else {"params": count_parameters(teacher), **dataclasses.asdict(distill)},
     }  # fmt: skip
 
@@ -294,7 +309,7 @@ def soft_prune(
     sfp_dir = out_dir / "sfp"
     sfp_dir.mkdir(parents=True, exist_ok=True)
     masks_path = sfp_dir / "masks.safetensors"
-    sfp_train = dataclasses.replace(train, epochs=config.sfp_epochs, val_every=10**6)
+    sfp_train = dataclasses.replace(_with_backbone_lr(train, config), epochs=config.sfp_epochs, val_every=10**6)
     sfp_resume = resume and (sfp_dir / "trainer_state.pt").is_file()
     masks = compute_masks(pruned, rates)
     handles, hook = [], None
@@ -370,7 +385,9 @@ def finetune(
     masks = load_masks(prune_run / "masks.safetensors")
     apply_masks(net, masks)
     handles = _freeze_pruned(net, masks)
-    ft_train = dataclasses.replace(train, epochs=config.finetune_epochs, lr=config.finetune_lr, warmup_epochs=0)
+    ft_train = dataclasses.replace(
+        _with_backbone_lr(train, config), epochs=config.finetune_epochs, lr=config.finetune_lr, warmup_epochs=0
+    )
     trainer = Trainer(
         net, ft_train, out_dir, objective=_objective(net, ft_train, teacher, distill),
         train_annotations=train_annotations, val_annotations=val_annotations,

@@ -414,7 +414,7 @@ def run_search(
             trial.set_user_attr(key, v)
         trial.set_constraint("param_budget", miss)  # <= 0 is feasible: the relative miss of the band
         if progress is not None:
-            progress(len(completed_trials(study)) + 1, {"value": value, **attrs})
+            progress(len(completed_trials(study)) + 1, {"value": value, "number": trial.number, **attrs})
         return value
 
     remaining = config.trials - len(completed_trials(study))

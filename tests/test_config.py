@@ -222,10 +222,12 @@ def test_every_benchmark_config_loads_in_every_section_it_feeds():
     # the ablation configs are run by the commands in their headers; a typo in one would surface only hours later
     from pathlib import Path
 
+    from featherface.training.distill import load_distill_config
+
     configs = sorted((Path(__file__).parents[1] / "benchmarks" / "configs").glob("*.yaml"))
     assert configs
     for path in configs:
-        for load in (load_train_config, load_pipeline_config, load_prune_config):
+        for load in (load_train_config, load_pipeline_config, load_prune_config, load_distill_config):
             load(path)
 
 

@@ -506,3 +506,15 @@ def test_the_pruning_phases_take_their_own_backbone_lr_share(tmp_path):
     ]
     assert settings[0] == settings[1] != settings[2]
     assert settings[2]["trial"]["backbone_lr_scale"] == 0.1
+    # at the defaults the settings are what they were before the option existed: older studies keep their names
+    assert settings[0]["trial"] == {"epochs": 1, "lr": 1e-3, "repeats": None, "image_size": 96, "batch_size": 2}
+
+
+def test_a_trial_line_names_its_count_and_its_study_number(capsys):
+    from featherface.pruning.phases import _print_trial
+
+    _print_trial(16, 16, {"number": 15, "val_loss": 13.15931, "params": 145327, "feasible": True,
+                          "latency_ratio": 0.6234, "same_widths_as": 3})  # fmt: skip
+    assert capsys.readouterr().out == (
+        "trial 16/16 (#15): val loss 13.1593  params 145,327  time 0.62x unpruned  (same widths as #3: scores reused)\n"
+    )

@@ -80,7 +80,7 @@ class PruneConfig(Config):
     finetune_lr: float = field(default=1e-4, metadata=rule(gt=0))
     # The backbone's share of the lr in this phase's training (trials, SFP/one-shot, fine-tune); None: as
     # train.backbone_lr_scale. A backbone kept near the teacher's while distilling (0.1) must still re-adapt once a
-    # fifth to a third of its filters are pruned: at 0.1 in every phase the hold-out fell 0.836 -> 0.631 through
+    # fifth to two fifths of its filters are pruned: at 0.1 in every phase the hold-out fell 0.836 -> 0.631 through
     # 1 + 1 epochs (issue 21, session 13), where the recipe at full lr loses about 0.07.
     backbone_lr_scale: float | None = field(default=None, metadata=rule(ge=0, le=1))
 
@@ -254,12 +254,15 @@ def _search_settings(
     distill: DistillConfig,
 ) -> dict[str, Any]:
     """What the trials' scores depend on besides the search itself: a study resumes only with the same."""
+    # the backbone's lr share and frozen BN only where they differ from the defaults: studies made before these
+    # options existed keep their names (and resume)
+    backbone = {"backbone_lr_scale": _with_backbone_lr(train, config).backbone_lr_scale,
+                "freeze_backbone_bn": train.freeze_backbone_bn}  # fmt: skip
+    backbone = {k: v for k, v in backbone.items() if v != getattr(TrainConfig, k)}
     return {
         "data": {"train": train.data, "train_images": train_images, "val_images": val_images},
         "trial": {"epochs": config.trial_epochs, "lr": config.trial_lr, "repeats": config.trial_repeats,
-                  "image_size": train.augment.image_size, "batch_size": train.batch_size,
-                  "backbone_lr_scale": _with_backbone_lr(train, config).backbone_lr_scale,
-                  "freeze_backbone_bn": train.freeze_backbone_bn},
+                  "image_size": train.augment.image_size, "batch_size": train.batch_size, **backbone},
         "teacher": None if teacher is None else {"params": count_parameters(teacher), **dataclasses.asdict(distill)},
     }  # fmt: skip
 

@@ -56,6 +56,7 @@ def provenance(run: Path, config: str, commit: str | None = None) -> dict:
         "student_init": pipe.get("student_init", "own"),  # "teacher-backbone": the teacher's WIDER-trained backbone
         "distill_epochs": pipe.get("distill_epochs"),
         "distill_lr": pipe.get("distill_lr"),
+        "skip_pruning": pipe.get("skip_pruning", False),  # True: this run continued a deployed (pruned) student
         # a run that continued the shipped distilled student: where that one came from (its own provenance)
         "student_provenance": _student_provenance(pipe) if pipe.get("student_init", "own") == "own" else None,
         "calibration": report.get("calibration"),  # phase 4's logit offsets (per level), if the run calibrated
@@ -78,6 +79,13 @@ def _kept_as_shipped(run: Path) -> bool:
     """Whether phase 1 kept the shipped student as it was (distill_epochs 0): then it is not shipped again."""
     phase = run / "1-distill" / "phase.json"
     return phase.is_file() and json.loads(phase.read_text()).get("epochs") == 0
+
+
+def _not_pruned(run: Path) -> bool:
+    """Whether phase 3 deployed phase 1's student without pruning (skip_pruning): phase 1 then continued the
+    deployed model, which is not an unpruned student to ship as nano_b_distilled."""
+    phase = run / "3-finetune" / "phase.json"
+    return phase.is_file() and json.loads(phase.read_text()).get("pruned") is False
 
 
 def _pruning(run: Path) -> dict | None:
@@ -107,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     if _kept_as_shipped(args.run):
         del targets["nano_b_distilled"]
         print("nano_b_distilled: phase 1 kept the shipped one (distill_epochs 0), left as it is")
+    elif _not_pruned(args.run):
+        del targets["nano_b_distilled"]
+        print("nano_b_distilled: a run without pruning (skip_pruning) continued the deployed model; left as it is")
     existing = [shipped_path(f"{name}.safetensors") for name in targets]
     if not args.overwrite and any(path.exists() for path in existing):
         parser.error(f"{', '.join(str(p) for p in existing if p.exists())} already shipped; --overwrite replaces")

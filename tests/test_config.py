@@ -210,6 +210,15 @@ def test_the_continuation_preset_is_the_pool_recipe_with_its_own_few_changes():
     assert load_train_config("pool-continue") == load_train_config("pool")
 
 
+def test_the_deployed_continuation_preset_distils_the_shipped_pruned_model_without_pruning():
+    pool, more = load_pipeline_config("pool"), load_pipeline_config("pool-continue-deployed")
+    assert (more.student, more.student_init, more.skip_pruning, more.distill_lr) == (
+        "nano-b-pretrained", "own", True, 4e-4
+    )  # fmt: skip
+    assert more.calibrate and not pool.skip_pruning
+    assert load_train_config("pool-continue-deployed") == load_train_config("pool")
+
+
 def test_distill_epochs_0_needs_a_student_that_ships_weights():
     assert PipelineConfig(student="nano-b-distilled", distill_epochs=0).distill_epochs == 0
     with pytest.raises(ConfigError, match="distill_epochs: 0 keeps the student as it is"):

@@ -261,7 +261,7 @@ def apply_overrides(
 
 
 # ------------------------------------------------------------------------------------------------- config files
-PRESETS = ("sample", "widerface", "pool", "pool-continue")
+PRESETS = ("sample", "widerface", "pool", "pool-continue", "pool-continue-deployed")
 MAX_CONFIG_BASES = 4  # base: chains (a recipe on a recipe); deeper is a mistake or a loop
 # The sections a config file may hold, each with the word its errors use ("unknown training option").
 CONFIG_SECTIONS = {"train": "training", "prune": "pruning", "distill": "distillation", "pipeline": "pipeline"}

@@ -61,6 +61,9 @@ class PipelineConfig(Config):
     # wants less than it was distilled at: 2 more pool epochs at 2e-3 lowered the shipped one's hold-out AP
     # 0.818 -> 0.809.
     distill_lr: float | None = dataclasses.field(default=None, metadata=rule(gt=0))
+    # No phases 2-3: phase 1's student is deployed as it is. For a student pruned before (the shipped
+    # nano-b-pretrained), so that a session's spare CPU distils the deployed model further instead of pruning anew.
+    skip_pruning: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -145,8 +148,8 @@ def pipeline_phases(pipe: PipelineConfig) -> list[Phase]:
     return [
         Phase("teacher", "0-teacher", None if _teacher_ships_weights(pipe) else _train_teacher, then=_load_teacher),
         Phase("distill", "1-distill", _distill),
-        Phase("prune", "2-prune", _prune),
-        Phase("finetune", "3-finetune", _finetune),
+        Phase("prune", "2-prune", None if pipe.skip_pruning else _prune),
+        Phase("finetune", "3-finetune", _deploy_distilled if pipe.skip_pruning else _finetune),
         Phase("calibrate", "4-calibrate", _calibrate if pipe.calibrate else None),
     ]
 
@@ -271,6 +274,16 @@ def _finetune(run: PipelineRun, folder: Path) -> dict[str, Any]:
     )  # fmt: skip
 
 
+def _deploy_distilled(run: PipelineRun, folder: Path) -> dict[str, Any]:
+    """Phase 3 without pruning (``skip_pruning``): phase 1's best checkpoint is the deployed model."""
+    _say("phase 3: no pruning (skip_pruning): the distilled student is the deployed model")
+    folder.mkdir(parents=True, exist_ok=True)
+    for suffix in (".safetensors", ".json"):
+        source = (run.out / "1-distill" / "best").with_suffix(suffix)
+        atomic_write_bytes((folder / "deployed").with_suffix(suffix), source.read_bytes())
+    return {"pruned": False, "deployed": "1-distill/best.safetensors"}
+
+
 def _calibrate(run: PipelineRun, folder: Path) -> dict[str, Any]:
     """Phase 4: the deployed model's face logits shifted, level by level, to keep the teacher's count of faces."""
     import numpy as np
@@ -305,12 +318,16 @@ def _deployed_dir(out: Path) -> Path:
 
 
 def _phase_models(pipe: PipelineConfig, out: Path, teacher_spec: str) -> dict[str, str]:
-    return {
-        f"teacher ({pipe.teacher})": teacher_spec,
-        "phase 1: distilled": str(out / "1-distill" / "best.safetensors"),
-        "phase 2: soft-pruned": str(out / "2-prune" / "soft_pruned.safetensors"),
-        "phase 3: deployed": str(_deployed_dir(out) / "deployed.safetensors"),
-    }
+    """The models the report scores, by label: a run that continues a shipped student scores it too (where this
+    run started, on the same sets), and one without pruning has no phase 2."""
+    models = {f"teacher ({pipe.teacher})": teacher_spec}
+    if pipe.student in ZOO and ZOO[pipe.student].trained and pipe.student_init == "own":
+        models[f"start ({pipe.student}, shipped)"] = pipe.student
+    models["phase 1: distilled"] = str(out / "1-distill" / "best.safetensors")
+    if not pipe.skip_pruning:
+        models["phase 2: soft-pruned"] = str(out / "2-prune" / "soft_pruned.safetensors")
+    models["phase 3: deployed"] = str(_deployed_dir(out) / "deployed.safetensors")
+    return models
 
 
 def _report(pipe: PipelineConfig, out: Path, teacher_spec: str, val: list) -> dict[str, Any]:
@@ -323,7 +340,9 @@ def _report(pipe: PipelineConfig, out: Path, teacher_spec: str, val: list) -> di
     models["phase 3: deployed"] = deployed_spec
     rows = _time_phases(pipe, models, phases, teacher_spec)
     _draw_figures(phases, out, deployed_spec, val)
-    rates = json.loads((out / "2-prune" / "rates.json").read_text())
+    # no rates in a run without pruning (skip_pruning): the student's own provenance has those it was pruned with
+    rates_file = out / "2-prune" / "rates.json"
+    rates = json.loads(rates_file.read_text()) if rates_file.is_file() else {"rates": None, "trials": []}
     return {
         "data": pipe.data,
         "val": pipe.val,
@@ -430,7 +449,7 @@ def _plot_phases(phases: dict[str, dict[str, Any]], path: Path) -> None:
     ]
     for ax, (key, title, _) in zip(axes, panels, strict=True):
         values = [row.get(key) or 0 for row in phases.values()]
-        ax.bar(labels, values, color=["0.6", "C0", "C1", "C2"][: len(values)])
+        ax.bar(labels, values, color=["0.6"] + [f"C{i}" for i in range(len(values) - 1)])  # the teacher in grey
         ax.set_title(title)
         ax.tick_params(axis="x", labelsize=7)
         for i, v in enumerate(values):
@@ -493,17 +512,19 @@ def _markdown(report: dict[str, Any]) -> str:
         f"Latency: onnxruntime, 1x3x{b['size']}x{b['size']}, {b['threads']} threads, median of interleaved repeats "
         "in one run (`featherface benchmark`); the soft-pruned model has the distilled model's shape, hence its time.",
         "",
-        "## B-FPGM rates (fraction of filters pruned per layer group)",
-        "",
-        "| group | rate |",
-        "|---|---:|",
     ]
-    lines += [f"| {g} | {r:.3f} |" for g, r in report["rates"].items()]
+    if report["rates"] is None:
+        lines += ["No pruning in this run (`skip_pruning`): the deployed model is phase 1's student.", ""]
+    else:
+        lines += ["## B-FPGM rates (fraction of filters pruned per layer group)", "", "| group | rate |", "|---|---:|"]
+        lines += [f"| {g} | {r:.3f} |" for g, r in report["rates"].items()]
+        lines += [
+            "",
+            f"{report['bo_trials']} Bayesian-optimisation trials (Optuna GP sampler); see `plots/bo_convergence.png` "
+            "and `plots/rates.png`.",
+            "",
+        ]
     lines += [
-        "",
-        f"{report['bo_trials']} Bayesian-optimisation trials (Optuna GP sampler); see `plots/bo_convergence.png` "
-        "and `plots/rates.png`.",
-        "",
         "## Files",
         "",
         f"- deployed model: `{report['deployed']['checkpoint']}` ({report['deployed']['bytes']:,} bytes) and "

@@ -39,9 +39,9 @@ SHIPPED: dict[str, ShippedModel] = {
         ShippedModel(
             "nano-b-pretrained",
             "nano_b_pretrained.safetensors",
-            "6281122f7e2b59c8fd0c74b1c1ddaf2cceccb65f54222b988079302ca9db8145",
+            "6de60515a0b7a37fbe39ac6d7330716481497911d0b724bc120b8debe41ba68c",
             "nano_b_pretrained.onnx",
-            "bbec83986bbc1201c5bb6628ac09f9cc1c9675a4ec58dc200d2e8e46e699c785",
+            "d201a2e7be55581c5d0886b81ffd24d260e23c64535bcfe09408d7c65f09cb51",
         ),
         ShippedModel(
             "nano-b-distilled",

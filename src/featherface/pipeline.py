@@ -341,8 +341,8 @@ def _report(pipe: PipelineConfig, out: Path, teacher_spec: str, val: list) -> di
     rows = _time_phases(pipe, models, phases, teacher_spec)
     _draw_figures(phases, out, deployed_spec, val)
     # no rates in a run without pruning (skip_pruning): the student's own provenance has those it was pruned with
-    rates_file = out / "2-prune" / "rates.json"
-    rates = json.loads(rates_file.read_text()) if rates_file.is_file() else {"rates": None, "trials": []}
+    no_search = {"rates": None, "trials": []}
+    rates = no_search if pipe.skip_pruning else json.loads((out / "2-prune" / "rates.json").read_text())
     return {
         "data": pipe.data,
         "val": pipe.val,

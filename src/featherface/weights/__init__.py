@@ -39,9 +39,9 @@ SHIPPED: dict[str, ShippedModel] = {
         ShippedModel(
             "nano-b-pretrained",
             "nano_b_pretrained.safetensors",
-            "6de60515a0b7a37fbe39ac6d7330716481497911d0b724bc120b8debe41ba68c",
+            "40fd80621ebacb3522ee597cc6041c0262144de47af921ae18d41610a2789a98",
             "nano_b_pretrained.onnx",
-            "d201a2e7be55581c5d0886b81ffd24d260e23c64535bcfe09408d7c65f09cb51",
+            "79c55121cdc36afbd1bf23556784638ea5580f9b6a91560edb71f118f7205931",
         ),
         ShippedModel(
             "nano-b-distilled",

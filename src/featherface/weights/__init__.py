@@ -39,9 +39,9 @@ SHIPPED: dict[str, ShippedModel] = {
         ShippedModel(
             "nano-b-pretrained",
             "nano_b_pretrained.safetensors",
-            "40fd80621ebacb3522ee597cc6041c0262144de47af921ae18d41610a2789a98",
+            "2708a1f9a72f2f04e0f08e590ba6fcfb45c25fd4231104896cc771285d1875f1",
             "nano_b_pretrained.onnx",
-            "79c55121cdc36afbd1bf23556784638ea5580f9b6a91560edb71f118f7205931",
+            "7b5991064956a8e1a7df83dee1ad74def0e98e2f3fcccfefd02a6b402d90b1f3",
         ),
         ShippedModel(
             "nano-b-distilled",

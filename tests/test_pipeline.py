@@ -109,7 +109,8 @@ def test_skip_pruning_continues_the_deployed_model_and_ships_it_alone(tmp_path, 
     assert list(report["phases"]) == [
         "teacher (retinaface-mnet025)", "start (nano-b-pretrained, shipped)", "phase 1: distilled", "phase 3: deployed"
     ]  # fmt: skip
-    assert report["rates"] is None and "No pruning in this run" in (out / "report.md").read_text()
+    markdown = (out / "report.md").read_text()
+    assert report["rates"] is None and "No pruning in this run" in markdown and "soft-pruned" not in markdown
     deployed, _ = load_checkpoint(out)
     # the shipped architecture, trained on: every tensor keeps its shape, some weights moved
     assert {name: tuple(p.shape) for name, p in deployed.named_parameters()} == shipped_widths

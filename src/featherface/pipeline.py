@@ -510,7 +510,12 @@ def _markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         f"Latency: onnxruntime, 1x3x{b['size']}x{b['size']}, {b['threads']} threads, median of interleaved repeats "
-        "in one run (`featherface benchmark`); the soft-pruned model has the distilled model's shape, hence its time.",
+        "in one run (`featherface benchmark`)"
+        + (
+            "."
+            if report["rates"] is None
+            else "; the soft-pruned model has the distilled model's shape, hence its time."
+        ),
         "",
     ]
     if report["rates"] is None:

@@ -65,11 +65,14 @@ class PipelineConfig(Config):
     # nano-b-pretrained), so that a session's spare CPU distils the deployed model further instead of pruning anew.
     skip_pruning: bool = False
 
+    @property
+    def continues_shipped_student(self) -> bool:
+        """Whether phase 1 starts from a zoo student's shipped weights (to continue it), not from a fresh one."""
+        return self.student_init == "own" and self.student in ZOO and ZOO[self.student].trained
+
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.distill_epochs == 0 and (
-            self.student_init != "own" or self.student not in ZOO or not ZOO[self.student].trained
-        ):
+        if self.distill_epochs == 0 and not self.continues_shipped_student:
             raise FieldError(
                 "distill_epochs",
                 "0 keeps the student as it is, which needs a zoo student with shipped weights and student_init: "
@@ -278,10 +281,14 @@ def _deploy_distilled(run: PipelineRun, folder: Path) -> dict[str, Any]:
     """Phase 3 without pruning (``skip_pruning``): phase 1's best checkpoint is the deployed model."""
     _say("phase 3: no pruning (skip_pruning): the distilled student is the deployed model")
     folder.mkdir(parents=True, exist_ok=True)
-    for suffix in (".safetensors", ".json"):
-        source = (run.out / "1-distill" / "best").with_suffix(suffix)
-        atomic_write_bytes((folder / "deployed").with_suffix(suffix), source.read_bytes())
+    _copy_checkpoint(run.out / "1-distill" / "best", folder / "deployed")
     return {"pruned": False, "deployed": "1-distill/best.safetensors"}
+
+
+def _copy_checkpoint(source: Path, target: Path) -> None:
+    """``source.safetensors`` and its ``.json`` copied to ``target.*`` (stems without suffix), each atomically."""
+    for suffix in (".safetensors", ".json"):
+        atomic_write_bytes(target.with_suffix(suffix), source.with_suffix(suffix).read_bytes())
 
 
 def _calibrate(run: PipelineRun, folder: Path) -> dict[str, Any]:
@@ -321,7 +328,7 @@ def _phase_models(pipe: PipelineConfig, out: Path, teacher_spec: str) -> dict[st
     """The models the report scores, by label: a run that continues a shipped student scores it too (where this
     run started, on the same sets), and one without pruning has no phase 2."""
     models = {f"teacher ({pipe.teacher})": teacher_spec}
-    if pipe.student in ZOO and ZOO[pipe.student].trained and pipe.student_init == "own":
+    if pipe.continues_shipped_student:
         models[f"start ({pipe.student}, shipped)"] = pipe.student
     models["phase 1: distilled"] = str(out / "1-distill" / "best.safetensors")
     if not pipe.skip_pruning:
@@ -394,9 +401,7 @@ def _publish_deployed(out: Path) -> tuple[str, Path]:
     ``featherface detect --model RUN``) and exported to ONNX there; returns both paths."""
     from featherface.export.onnx import export_onnx
 
-    for suffix in (".safetensors", ".json"):
-        source = (_deployed_dir(out) / "deployed").with_suffix(suffix)
-        atomic_write_bytes((out / "deployed").with_suffix(suffix), source.read_bytes())
+    _copy_checkpoint(_deployed_dir(out) / "deployed", out / "deployed")
     deployed_spec = str(out / "deployed.safetensors")
     return deployed_spec, export_onnx(load_model(deployed_spec), out / "deployed.onnx")
 

@@ -14,7 +14,12 @@ from featherface.detection.api import Detector
 from featherface.detection.image import read_image
 from featherface.detection.postprocess import PostprocessConfig
 from featherface.models.zoo import create_model
-from featherface.training.calibration import apply_logit_offset, fit_calibration, scores_by_level
+from featherface.training.calibration import (
+    apply_logit_offset,
+    calibration_photos,
+    fit_calibration,
+    scores_by_level,
+)
 from tests.conftest import SAMPLE_IMAGES
 
 
@@ -134,3 +139,14 @@ def test_calibration_refuses_an_unrelated_model():
     apply_logit_offset(student, -30.0)  # finds nothing any more
     with pytest.raises(ValueError, match="not distilled from this teacher"):
         fit_calibration(student, teacher, paths, progress=False)
+
+
+def test_calibration_photos_are_a_seeded_sorted_draw_whatever_the_input_order():
+    paths = [f"photos/{i:03d}.jpg" for i in range(10)]
+    drawn = calibration_photos(paths, 4)
+    assert drawn == calibration_photos(list(reversed(paths)), 4)  # the draw is from the sorted list
+    assert len(drawn) == 4 and drawn == sorted(drawn) and set(drawn) <= set(paths)
+    # numpy's seeded draw, by hand: 4 of the 10 sorted indices with seed 0, kept in sorted order
+    expected = sorted(np.random.default_rng(0).choice(10, size=4, replace=False))
+    assert drawn == [paths[i] for i in expected]
+    assert calibration_photos(paths[:3], 400) == paths[:3]  # fewer photos than asked: all of them

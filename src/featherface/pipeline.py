@@ -293,16 +293,12 @@ def _copy_checkpoint(source: Path, target: Path) -> None:
 
 def _calibrate(run: PipelineRun, folder: Path) -> dict[str, Any]:
     """Phase 4: the deployed model's face logits shifted, level by level, to keep the teacher's count of faces."""
-    import numpy as np
-
-    from featherface.training.calibration import apply_logit_offset, fit_calibration
+    from featherface.training.calibration import apply_logit_offset, calibration_photos, fit_calibration
 
     _say("phase 4: calibrating the deployed model's scores against the teacher")
     net, meta = load_checkpoint(run.out / "3-finetune" / "deployed.safetensors")
-    paths = sorted(str(a.path) for a in run.train_annotations)  # training photos: the hold-out stays unseen
-    images = run.pipe.calibration_images
-    chosen = np.random.default_rng(0).choice(len(paths), size=min(images, len(paths)), replace=False)
-    calibration = fit_calibration(net, run.teacher, [paths[i] for i in sorted(chosen)])
+    photos = calibration_photos([a.path for a in run.train_annotations], run.pipe.calibration_images)
+    calibration = fit_calibration(net, run.teacher, photos)
     apply_logit_offset(net, calibration.logit_offsets)
     save_checkpoint(net, folder / "deployed.safetensors", {**meta, "calibration": calibration.to_dict()})
     per_level = zip(calibration.logit_offsets, calibration.student_faces_before, calibration.teacher_faces, strict=True)

@@ -92,6 +92,14 @@ def scores_by_level(detector: Detector, image: np.ndarray) -> list[np.ndarray]:
     return [scores[kept[kept_levels == level]] for level in range(len(anchors.steps))]
 
 
+def calibration_photos(paths: Sequence[str | Path], count: int, seed: int = 0) -> list[str]:
+    """The photos phase 4 calibrates on: ``count`` of ``paths`` (the training photos, so that a hold-out stays
+    unseen) drawn with ``seed`` from their sorted list, in sorted order; all of them when there are fewer."""
+    ordered = sorted(str(p) for p in paths)
+    chosen = np.random.default_rng(seed).choice(len(ordered), size=min(count, len(ordered)), replace=False)
+    return [ordered[i] for i in sorted(chosen)]
+
+
 def fit_calibration(
     student: DetectorNet,
     teacher: DetectorNet,

@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--teacher", default="retinaface-mnet025")
     parser.add_argument("--images", type=int, default=400)
     args = parser.parse_args()
-    if args.out.exists() or args.out.resolve() == args.checkpoint.resolve():
+    if args.out.exists():  # the checkpoint itself included
         parser.error(f"{args.out} exists: choose a new file (inputs are never written over)")
     net, meta = load_checkpoint(args.checkpoint)
     images, _ = resolve_distillation_data(args.data)

@@ -37,16 +37,14 @@ def _key(event: dict, by: str) -> str:
     return group_of(event["name"])
 
 
-def profile(
-    path: Path, size: int, threads: int, runs: int, by: str = "group", trace_dir: Path | None = None
-) -> dict[str, float]:
-    """Median ms per key over ``runs``; onnxruntime's trace goes to ``trace_dir`` (default: beside ``path``, which
-    for a given ``.onnx`` may be a folder that is not ours: pass a temporary one)."""
+def profile(path: Path, size: int, threads: int, runs: int, trace_dir: Path, by: str = "group") -> dict[str, float]:
+    """Median ms per key over ``runs``; onnxruntime's trace goes to ``trace_dir`` (a temporary folder: beside a
+    given ``.onnx`` would write into a folder that is not ours)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.enable_profiling = True
-    options.profile_file_prefix = str((trace_dir / path.stem) if trace_dir is not None else path.with_suffix(""))
+    options.profile_file_prefix = str(trace_dir / path.stem)
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).uniform(-120, 150, (1, 3, size, size)).astype(np.float32)
     for _ in range(3):
@@ -76,7 +74,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i, spec in enumerate(args.models):
             path = Path(spec) if spec.endswith(".onnx") else export_onnx(load_model(spec), Path(tmp) / f"{i}.onnx")
-            times = profile(path, args.size, args.threads, args.runs, args.by, trace_dir=Path(tmp))
+            times = profile(path, args.size, args.threads, args.runs, Path(tmp), args.by)
             if args.by == "group":
                 parts = "  ".join(f"{g} {t:.2f}" for g, t in times.items())
                 print(f"{spec}: total {sum(times.values()):.2f} ms  |  {parts}")
